@@ -1,0 +1,11 @@
+// Package safetensors reads and writes the safetensors checkpoint format of Hugging Face
+// (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N, N bytes of
+// JSON describing each tensor (dtype, shape, data_offsets relative to the data section) plus an
+// optional "__metadata__" string map, then the raw little-endian tensor data.
+//
+// Files are memory-mapped and read lazily per tensor (Open); a model directory with a single
+// model.safetensors or a sharded model.safetensors.index.json opens as a Set (OpenDir). Both
+// satisfy Source, the read interface the model loaders use. Write and WriteSharded produce files
+// the Rust crate and transformers accept. The dtype conversions every loader needs (BF16, F16,
+// F8 to float32 and back) live in convert.go.
+package safetensors
