@@ -1,0 +1,164 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// Tile sizes of the matmul kernels: a tile of tileN rows of b (widened to float32 once) is reused
+// for blocks of tileM rows of a, so both stay in L2 for the models this backend is meant for.
+const (
+	tileN = 64
+	tileM = 64
+)
+
+// Gemm computes out = alpha·op(a)·op(b) + beta·out (see tensor.Ops.Gemm).
+func (b *Backend) Gemm(out, a, w *tensor.Tensor, transA, transB bool, alpha, beta float32) error {
+	const op = "gemm"
+	o, err := b.f32(op, "out", out)
+	if err != nil {
+		return err
+	}
+	as, err := b.f32(op, "a", a)
+	if err != nil {
+		return err
+	}
+	if err := b.weight(op, "b", w); err != nil {
+		return err
+	}
+	m, k := a.Rows(), a.Cols()
+	if transA {
+		m, k = k, m
+	}
+	kb, n := w.Rows(), w.Cols()
+	if transB {
+		kb, n = n, kb
+	}
+	if k != kb || out.Rows() != m || out.Cols() != n {
+		return fmt.Errorf("cpu: gemm: op(a) [%d %d] · op(b) [%d %d] into %v: %w", m, k, kb, n, out, tensor.ErrShape)
+	}
+	if transA { // materialize aᵀ as [m, k]; only the backward's weight gradients take this path
+		at := make([]float32, m*k)
+		for r := 0; r < k; r++ {
+			row := as[r*m : (r+1)*m]
+			for c, v := range row {
+				at[c*k+r] = v
+			}
+		}
+		as = at
+	}
+	if transB {
+		b.gemmNT(o, as, w, m, n, k, alpha, beta)
+		return nil
+	}
+	b.gemmNN(o, as, asF32(w), m, n, k, alpha, beta)
+	return nil
+}
+
+// gemmNT: out[m,n] = alpha·Σ_k a[m,k]·w[n,k] + beta·out — the Linear layout, the hot path.
+// Parallel over (n tile, m block); each task widens its w tile once.
+func (b *Backend) gemmNT(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, beta float32) {
+	nTiles := (n + tileN - 1) / tileN
+	mBlocks := (m + tileM - 1) / tileM
+	bufs := make([][]float32, b.workers)
+	_, isF32 := w.Data().([]float32)
+	b.parallel(nTiles*mBlocks, func(worker, task int) {
+		nt, mb := task/mBlocks, task%mBlocks
+		n0, n1 := nt*tileN, min((nt+1)*tileN, n)
+		m0, m1 := mb*tileM, min((mb+1)*tileM, m)
+		var wt []float32
+		if isF32 {
+			wt = w.Data().([]float32)[n0*k : n1*k]
+		} else {
+			if bufs[worker] == nil {
+				bufs[worker] = make([]float32, tileN*k)
+			}
+			wt = bufs[worker][:(n1-n0)*k]
+			widen(w, n0*k, wt)
+		}
+		for i := m0; i < m1; i++ {
+			x := a[i*k : (i+1)*k]
+			orow := o[i*n : (i+1)*n]
+			j := n0
+			for ; j+4 <= n1; j += 4 {
+				off := (j - n0) * k
+				s0, s1, s2, s3 := dot4(x, wt[off:off+k], wt[off+k:off+2*k], wt[off+2*k:off+3*k], wt[off+3*k:off+4*k])
+				store(orow, j, s0, alpha, beta)
+				store(orow, j+1, s1, alpha, beta)
+				store(orow, j+2, s2, alpha, beta)
+				store(orow, j+3, s3, alpha, beta)
+			}
+			for ; j < n1; j++ {
+				off := (j - n0) * k
+				store(orow, j, dot(x, wt[off:off+k]), alpha, beta)
+			}
+		}
+	})
+}
+
+func store(row []float32, j int, s, alpha, beta float32) {
+	if beta == 0 {
+		row[j] = alpha * s
+	} else {
+		row[j] = alpha*s + beta*row[j]
+	}
+}
+
+// dot4 returns the dot products of x with four rows at once (x loaded once per step).
+func dot4(x, w0, w1, w2, w3 []float32) (s0, s1, s2, s3 float32) {
+	n := len(x)
+	w0, w1, w2, w3 = w0[:n], w1[:n], w2[:n], w3[:n]
+	for i, v := range x {
+		s0 += v * w0[i]
+		s1 += v * w1[i]
+		s2 += v * w2[i]
+		s3 += v * w3[i]
+	}
+	return
+}
+
+// dot returns Σ x[i]·y[i] with four partial sums.
+func dot(x, y []float32) float32 {
+	n := len(x)
+	y = y[:n]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += x[i] * y[i]
+		s1 += x[i+1] * y[i+1]
+		s2 += x[i+2] * y[i+2]
+		s3 += x[i+3] * y[i+3]
+	}
+	for ; i < n; i++ {
+		s0 += x[i] * y[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// gemmNN: out[m,n] = alpha·Σ_k a[m,k]·w[k,n] + beta·out, as row updates (axpy) over column blocks.
+func (b *Backend) gemmNN(o, a, w []float32, m, n, k int, alpha, beta float32) {
+	const colBlock = 256
+	nBlocks := (n + colBlock - 1) / colBlock
+	mBlocks := (m + tileM - 1) / tileM
+	b.parallel(nBlocks*mBlocks, func(_, task int) {
+		nb, mb := task/mBlocks, task%mBlocks
+		n0, n1 := nb*colBlock, min((nb+1)*colBlock, n)
+		m0, m1 := mb*tileM, min((mb+1)*tileM, m)
+		acc := make([]float32, n1-n0)
+		for i := m0; i < m1; i++ {
+			clear(acc)
+			arow := a[i*k : (i+1)*k]
+			for p, av := range arow {
+				wrow := w[p*n+n0 : p*n+n1]
+				for j, wv := range wrow {
+					acc[j] += av * wv
+				}
+			}
+			orow := o[i*n+n0 : i*n+n1]
+			for j, s := range acc {
+				store(orow, j, s, alpha, beta)
+			}
+		}
+	})
+}

@@ -1,0 +1,58 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// Rope rotates x [B, T, H, D] in place (HF rotate_half layout) by the angles of cos/sin [P, D/2]
+// at positions pos I32 [B, T].
+func (b *Backend) Rope(x, pos, cos, sin *tensor.Tensor) error {
+	const op = "rope"
+	xs, err := b.f32(op, "x", x)
+	if err != nil {
+		return err
+	}
+	cs, err := b.f32(op, "cos", cos)
+	if err != nil {
+		return err
+	}
+	ss, err := b.f32(op, "sin", sin)
+	if err != nil {
+		return err
+	}
+	if err := b.check(op, "pos", pos, tensor.I32); err != nil {
+		return err
+	}
+	ps := pos.Data().([]int32)
+	if x.Rank() != 4 || x.Dim(3)%2 != 0 || pos.Numel() != x.Dim(0)*x.Dim(1) ||
+		cos.Rank() != 2 || cos.Dim(1) != x.Dim(3)/2 || !tensor.SameShape(cos.Shape(), sin.Shape()) {
+		return fmt.Errorf("cpu: rope: x %v (want [B T H D], D even), pos %v (want [B T]), cos %v, sin %v (want [P D/2]): %w",
+			x, pos, cos, sin, tensor.ErrShape)
+	}
+	h, d := x.Dim(2), x.Dim(3)
+	half := d / 2
+	p := cos.Dim(0)
+	for i, v := range ps {
+		if v < 0 || int(v) >= p {
+			return fmt.Errorf("cpu: rope: position %d at %d outside the table of %d: %w", v, i, p, tensor.ErrShape)
+		}
+	}
+	b.chunks(len(ps), 8, func(lo, hi int) {
+		for bt := lo; bt < hi; bt++ {
+			c := cs[int(ps[bt])*half : int(ps[bt]+1)*half]
+			s := ss[int(ps[bt])*half : int(ps[bt]+1)*half]
+			for hh := 0; hh < h; hh++ {
+				v := xs[(bt*h+hh)*d : (bt*h+hh+1)*d]
+				lo, hi := v[:half], v[half:]
+				for i := range lo {
+					x1, x2 := lo[i], hi[i]
+					lo[i] = x1*c[i] - x2*s[i]
+					hi[i] = x2*c[i] + x1*s[i]
+				}
+			}
+		}
+	})
+	return nil
+}
