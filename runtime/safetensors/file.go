@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -105,7 +106,7 @@ func (f *File) Names() []string { return append([]string(nil), f.hdr.names...) }
 func (f *File) Info(name string) (TensorInfo, bool) {
 	t, ok := f.hdr.infos[name]
 	if ok {
-		t.Shape = append([]int(nil), t.Shape...)
+		t.Shape = slices.Clone(t.Shape)
 	}
 	return t, ok
 }
