@@ -1,0 +1,322 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// Input is the tokens of one forward call: B sequences of T tokens each.
+type Input struct {
+	IDs []int32 // [B·T] row-major token ids
+	B   int     // sequences; T = len(IDs)/B
+	// Pad is, per sequence, the number of left-padding tokens at the start of its row (their ids are
+	// ignored: use any valid id, e.g. the pad or EOS id). Only the first call on a cache (Len 0), or a
+	// call without a cache, may set it; nil means no padding.
+	Pad []int
+}
+
+// T is the tokens per sequence.
+func (in Input) T() int {
+	if in.B <= 0 {
+		return 0
+	}
+	return len(in.IDs) / in.B
+}
+
+// Forward runs the decoder on in, appending to cache when non-nil (nil: a plain full-sequence pass),
+// and returns logits F32 [B, T, V], which the caller frees.
+func (m *Model) Forward(ctx context.Context, in Input, cache *Cache) (*tensor.Tensor, error) {
+	h, err := m.Hidden(ctx, in, cache)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Free()
+	return m.Logits(h)
+}
+
+// LastLogits is Forward keeping only each sequence's last position: logits F32 [B, V] (caller frees).
+// This is the step of generation; the LM head runs on B rows instead of B·T.
+func (m *Model) LastLogits(ctx context.Context, in Input, cache *Cache) (*tensor.Tensor, error) {
+	h, err := m.Hidden(ctx, in, cache)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Free()
+	B, T, D := h.Dim(0), h.Dim(1), h.Dim(2)
+	last, err := m.Backend.Alloc(tensor.F32, B, 1, D)
+	if err != nil {
+		return nil, err
+	}
+	defer last.Free()
+	if err := m.Backend.Slice(last, h, 1, T-1); err != nil {
+		return nil, err
+	}
+	lg, err := m.Logits(last.MustView(B, D))
+	if err != nil {
+		return nil, err
+	}
+	return lg, nil
+}
+
+// Logits applies the LM head to final hidden states h [.., D]: logits F32 [.., V] (caller frees).
+func (m *Model) Logits(h *tensor.Tensor) (*tensor.Tensor, error) {
+	shape := h.Shape()
+	shape[len(shape)-1] = m.Config.VocabSize
+	out, err := m.Backend.Alloc(tensor.F32, shape...)
+	if err != nil {
+		return nil, fmt.Errorf("logits: %w", err)
+	}
+	if err := m.LMHead.Forward(m.Backend, h, out); err != nil {
+		out.Free()
+		return nil, fmt.Errorf("logits: %w", err)
+	}
+	return out, nil
+}
+
+// Hidden runs embedding, every layer and the final norm: hidden states F32 [B, T, D] (caller
+// frees). With a cache, the tokens are placed at slots [cache.Len, cache.Len+T) and cache.Len
+// advances by T on success. ctx is checked between layers.
+func (m *Model) Hidden(ctx context.Context, in Input, cache *Cache) (*tensor.Tensor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.freed {
+		return nil, fmt.Errorf("forward: model %s was freed", m.Source)
+	}
+	st, err := m.newStep(in, cache)
+	if err != nil {
+		return nil, err
+	}
+	defer st.free()
+	x, err := m.Embedding(in.IDs, in.B)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range m.Layers {
+		if err := ctx.Err(); err != nil {
+			x.Free()
+			return nil, err
+		}
+		if err := m.layerForward(st, l, x); err != nil {
+			x.Free()
+			return nil, fmt.Errorf("forward layer %d: %w", l.Index, err)
+		}
+	}
+	if err := m.Backend.RMSNorm(x, x, m.Norm, float32(m.Config.RMSNormEps), false); err != nil {
+		x.Free()
+		return nil, fmt.Errorf("forward final norm: %w", err)
+	}
+	if cache != nil {
+		cache.Len += st.T
+	}
+	return x, nil
+}
+
+// Embedding looks up ids ([B·T] row-major) and returns F32 [B, T, D] (caller frees).
+func (m *Model) Embedding(ids []int32, B int) (*tensor.Tensor, error) {
+	if B <= 0 || len(ids) == 0 || len(ids)%B != 0 {
+		return nil, fmt.Errorf("embedding: %d ids for %d sequences", len(ids), B)
+	}
+	T := len(ids) / B
+	idt, err := m.Backend.FromInt32([]int{B, T}, ids)
+	if err != nil {
+		return nil, fmt.Errorf("embedding: %w", err)
+	}
+	defer idt.Free()
+	x, err := m.Backend.Alloc(tensor.F32, B, T, m.Config.HiddenSize)
+	if err != nil {
+		return nil, fmt.Errorf("embedding: %w", err)
+	}
+	if err := m.Backend.Embedding(x, m.Embed, idt); err != nil {
+		x.Free()
+		return nil, fmt.Errorf("embedding: %w", err)
+	}
+	return x, nil
+}
+
+// step holds the per-call state and scratch tensors of one forward pass.
+type step struct {
+	B, T     int
+	cache    *Cache
+	keyStart []int
+	qStart   int
+	pos      *tensor.Tensor // I32 [B, T]
+	cos, sin *tensor.Tensor
+	h        *tensor.Tensor // [B, T, D] normed input
+	q, att   *tensor.Tensor // [B, T, Hq, HD]
+	k, v     *tensor.Tensor // [B, T, Hkv, HD]
+	o        *tensor.Tensor // [B, T, D]
+	gate, up *tensor.Tensor // [B, T, I]
+	scratch  []*tensor.Tensor
+}
+
+func (s *step) free() { tensor.FreeAll(s.scratch...) }
+
+func (m *Model) newStep(in Input, cache *Cache) (*step, error) {
+	c := m.Config
+	if in.B <= 0 || len(in.IDs) == 0 || len(in.IDs)%in.B != 0 {
+		return nil, fmt.Errorf("forward: %d ids for %d sequences", len(in.IDs), in.B)
+	}
+	st := &step{B: in.B, T: len(in.IDs) / in.B, cache: cache}
+	if in.Pad != nil && len(in.Pad) != in.B {
+		return nil, fmt.Errorf("forward: %d padding counts for %d sequences", len(in.Pad), in.B)
+	}
+	for b, p := range in.Pad {
+		if p < 0 || p >= st.T {
+			return nil, fmt.Errorf("forward: sequence %d has %d padding tokens of %d", b, p, st.T)
+		}
+	}
+	if cache != nil {
+		if cache.B != in.B {
+			return nil, fmt.Errorf("forward: cache for %d sequences, input has %d", cache.B, in.B)
+		}
+		if cache.K == nil {
+			return nil, fmt.Errorf("forward: cache was freed")
+		}
+		if cache.Len+st.T > cache.Capacity {
+			return nil, fmt.Errorf("forward: %d tokens after %d exceed the cache capacity %d", st.T, cache.Len, cache.Capacity)
+		}
+		if in.Pad != nil {
+			if cache.Len != 0 {
+				return nil, fmt.Errorf("forward: padding given after %d cached tokens (only the first call pads)", cache.Len)
+			}
+			copy(cache.KeyStart, in.Pad)
+		}
+		st.keyStart, st.qStart = cache.KeyStart, cache.Len
+	} else {
+		st.keyStart = in.Pad
+	}
+	pos := make([]int32, st.B*st.T)
+	maxPos := 0
+	for b := 0; b < st.B; b++ {
+		ks := 0
+		if st.keyStart != nil {
+			ks = st.keyStart[b]
+		}
+		for t := 0; t < st.T; t++ {
+			p := max(0, st.qStart+t-ks)
+			pos[b*st.T+t] = int32(p)
+			maxPos = max(maxPos, p)
+		}
+	}
+	var err error
+	if err = m.ensureRope(maxPos + 1); err != nil {
+		return nil, err
+	}
+	st.cos, st.sin = m.ropeCos, m.ropeSin
+	be := m.Backend
+	alloc := func(dt tensor.DType, shape ...int) *tensor.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *tensor.Tensor
+		t, err = be.Alloc(dt, shape...)
+		if err == nil {
+			st.scratch = append(st.scratch, t)
+		}
+		return t
+	}
+	B, T := st.B, st.T
+	st.h = alloc(tensor.F32, B, T, c.HiddenSize)
+	st.q = alloc(tensor.F32, B, T, c.NumHeads, c.HeadDim)
+	st.att = alloc(tensor.F32, B, T, c.NumHeads, c.HeadDim)
+	st.k = alloc(tensor.F32, B, T, c.NumKVHeads, c.HeadDim)
+	st.v = alloc(tensor.F32, B, T, c.NumKVHeads, c.HeadDim)
+	st.o = alloc(tensor.F32, B, T, c.HiddenSize)
+	st.gate = alloc(tensor.F32, B, T, c.IntermediateSize)
+	st.up = alloc(tensor.F32, B, T, c.IntermediateSize)
+	if err == nil {
+		st.pos, err = be.FromInt32([]int{B, T}, pos)
+		if err == nil {
+			st.scratch = append(st.scratch, st.pos)
+		}
+	}
+	if err != nil {
+		st.free()
+		return nil, fmt.Errorf("forward: scratch: %w", err)
+	}
+	return st, nil
+}
+
+// layerForward updates the residual stream x [B, T, D] in place through layer l.
+func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
+	c, be := m.Config, m.Backend
+	eps := float32(c.RMSNormEps)
+	B, T := st.B, st.T
+	if err := be.RMSNorm(st.h, x, l.InputNorm, eps, false); err != nil {
+		return fmt.Errorf("input_layernorm: %w", err)
+	}
+	qf := st.q.MustView(B, T, c.NumHeads*c.HeadDim)
+	kf := st.k.MustView(B, T, c.NumKVHeads*c.HeadDim)
+	vf := st.v.MustView(B, T, c.NumKVHeads*c.HeadDim)
+	for _, p := range []struct {
+		lin *Linear
+		out *tensor.Tensor
+	}{{l.Q, qf}, {l.K, kf}, {l.V, vf}} {
+		if err := p.lin.Forward(be, st.h, p.out); err != nil {
+			return err
+		}
+	}
+	if l.QNorm != nil {
+		if err := be.RMSNorm(st.q, st.q, l.QNorm, eps, false); err != nil {
+			return fmt.Errorf("q_norm: %w", err)
+		}
+		if err := be.RMSNorm(st.k, st.k, l.KNorm, eps, false); err != nil {
+			return fmt.Errorf("k_norm: %w", err)
+		}
+	}
+	if err := be.Rope(st.q, st.pos, st.cos, st.sin); err != nil {
+		return fmt.Errorf("rope q: %w", err)
+	}
+	if err := be.Rope(st.k, st.pos, st.cos, st.sin); err != nil {
+		return fmt.Errorf("rope k: %w", err)
+	}
+	p := tensor.AttentionParams{
+		Scale:    float32(1 / math.Sqrt(float64(c.HeadDim))),
+		QStart:   st.qStart,
+		KeyStart: st.keyStart,
+		Window:   l.Window,
+	}
+	k, v := st.k, st.v
+	if st.cache != nil {
+		ck, cv := st.cache.K[l.Index], st.cache.V[l.Index]
+		if err := be.SetSlice(ck, st.k, 1, st.qStart); err != nil {
+			return fmt.Errorf("cache k: %w", err)
+		}
+		if err := be.SetSlice(cv, st.v, 1, st.qStart); err != nil {
+			return fmt.Errorf("cache v: %w", err)
+		}
+		k, v = ck, cv
+		p.KVLen = st.qStart + T
+	}
+	if err := be.Attention(st.att, st.q, k, v, p); err != nil {
+		return fmt.Errorf("attention: %w", err)
+	}
+	if err := l.O.Forward(be, st.att.MustView(B, T, c.NumHeads*c.HeadDim), st.o); err != nil {
+		return err
+	}
+	if err := be.Add(x, x, st.o, 1); err != nil {
+		return fmt.Errorf("residual: %w", err)
+	}
+	if err := be.RMSNorm(st.h, x, l.PostAttnNorm, eps, false); err != nil {
+		return fmt.Errorf("post_attention_layernorm: %w", err)
+	}
+	if err := l.Gate.Forward(be, st.h, st.gate); err != nil {
+		return err
+	}
+	if err := l.Up.Forward(be, st.h, st.up); err != nil {
+		return err
+	}
+	if err := be.SwiGLU(st.gate, st.gate, st.up); err != nil {
+		return fmt.Errorf("swiglu: %w", err)
+	}
+	if err := l.Down.Forward(be, st.gate, st.o); err != nil {
+		return err
+	}
+	if err := be.Add(x, x, st.o, 1); err != nil {
+		return fmt.Errorf("residual: %w", err)
+	}
+	return nil
+}
