@@ -1,0 +1,36 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// arena allocates F32 backend tensors and frees them all at once: the activations of one
+// micro-batch (or of one layer under recomputation) live in one arena.
+type arena struct {
+	b  tensor.Backend
+	ts []*tensor.Tensor
+}
+
+// f32 allocates a zeroed F32 tensor owned by the arena.
+func (a *arena) f32(shape ...int) (*tensor.Tensor, error) {
+	t, err := a.b.Alloc(tensor.F32, shape...)
+	if err != nil {
+		return nil, fmt.Errorf("train: alloc %v: %w", shape, err)
+	}
+	a.ts = append(a.ts, t)
+	return t, nil
+}
+
+// keep registers a tensor made elsewhere so the arena frees it.
+func (a *arena) keep(t *tensor.Tensor) *tensor.Tensor {
+	a.ts = append(a.ts, t)
+	return t
+}
+
+// free releases every tensor of the arena.
+func (a *arena) free() {
+	tensor.FreeAll(a.ts...)
+	a.ts = a.ts[:0]
+}

@@ -1,0 +1,280 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// linearBackward propagates dy [N, out] through linear `name` of layer l whose input was x:
+// dx (+)= dy'·W + (dxa·A)⊙mask, and accumulates the adapter's gradients
+// dB += s·dy'ᵀ·xa, dA += dxaᵀ·xm with dxa = s·dy'·B; for DoRA dy' = dy⊙mscale and
+// dMagnitude += Σ_rows dy⊙pre / ‖W + s·B·A‖ (the norm a constant, as PEFT detaches it).
+// With accumulate set dx is added to, else overwritten.
+func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.Tensor, acts *layerActs, accumulate bool) error {
+	w := g.base.Layers[l].weight(name)
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	la := acts.lin[name]
+	var dm *devModule
+	if la != nil {
+		dm = g.ad.mods[ModulePath(l, name)]
+	}
+	if dm != nil && dm.mscale != nil {
+		prod, err := ar.f32(dy.Shape()...)
+		if err != nil {
+			return err
+		}
+		if err := g.b.Mul(prod, dy, la.pre); err != nil {
+			return err
+		}
+		col, err := ar.f32(dm.mod.Out)
+		if err != nil {
+			return err
+		}
+		if err := g.bw.SumRows(col, prod, 0); err != nil {
+			return err
+		}
+		if err := g.b.Mul(col, col, dm.invNorm); err != nil {
+			return err
+		}
+		if err := g.b.Add(dm.dMag, dm.dMag, col, 1); err != nil {
+			return err
+		}
+		scaled, err := ar.f32(dy.Shape()...)
+		if err != nil {
+			return err
+		}
+		if err := g.bw.MulCols(scaled, dy, dm.mscale); err != nil {
+			return err
+		}
+		dy = scaled
+	}
+	if err := g.b.Gemm(dx, dy, w, false, false, 1, beta); err != nil {
+		return fmt.Errorf("train: layer %d %s backward: %w", l, name, err)
+	}
+	if dm == nil {
+		return nil
+	}
+	s := dm.mod.Scale
+	dxa, err := ar.f32(dy.Rows(), dm.mod.R)
+	if err != nil {
+		return err
+	}
+	if err := g.b.Gemm(dxa, dy, dm.B, false, false, s, 0); err != nil {
+		return err
+	}
+	if err := g.b.Gemm(dm.dB, dy, la.xa, true, false, s, 1); err != nil {
+		return fmt.Errorf("train: layer %d %s lora_B grad: %w", l, name, err)
+	}
+	if err := g.b.Gemm(dm.dA, dxa, la.xm, true, false, 1, 1); err != nil {
+		return fmt.Errorf("train: layer %d %s lora_A grad: %w", l, name, err)
+	}
+	if la.mask == nil {
+		return g.b.Gemm(dx, dxa, dm.A, false, false, 1, 1)
+	}
+	tmp, err := ar.f32(dx.Shape()...)
+	if err != nil {
+		return err
+	}
+	if err := g.b.Gemm(tmp, dxa, dm.A, false, false, 1, 0); err != nil {
+		return err
+	}
+	if err := g.b.Mul(tmp, tmp, la.mask); err != nil {
+		return err
+	}
+	return g.b.Add(dx, dx, tmp, 1)
+}
+
+// layerBackward takes dOut = ∂L/∂(layer output) [N, H] and writes ∂L/∂(layer input) into dh.
+func (g *graph) layerBackward(ar *arena, mb *microBatch, l int, h *tensor.Tensor, acts *layerActs, dOut, dh *tensor.Tensor) error {
+	a := g.base.Arch
+	ly := &g.base.Layers[l]
+	B, T, N := mb.B, mb.T, mb.B*mb.T
+	var err error
+	alloc := func(shape ...int) *tensor.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *tensor.Tensor
+		t, err = ar.f32(shape...)
+		return t
+	}
+	dact, dgate, dup := alloc(N, a.Intermediate), alloc(N, a.Intermediate), alloc(N, a.Intermediate)
+	dxn2, dh2 := alloc(N, a.Hidden), alloc(N, a.Hidden)
+	dattn := alloc(B, T, a.Heads, a.HeadDim)
+	dq, dk, dv := alloc(B, T, a.Heads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim)
+	dxn := alloc(N, a.Hidden)
+	if err != nil {
+		return err
+	}
+	// MLP: out = h2 + down(silu(gate(xn2))⊙up(xn2)), xn2 = norm(h2)
+	if err := g.linearBackward(ar, l, "down_proj", dOut, acts.act, dact, acts, false); err != nil {
+		return err
+	}
+	if err := g.bw.SwiGLUBackward(dgate, dup, dact, acts.gate, acts.up); err != nil {
+		return fmt.Errorf("train: layer %d swiglu backward: %w", l, err)
+	}
+	if err := g.linearBackward(ar, l, "gate_proj", dgate, acts.xn2, dxn2, acts, false); err != nil {
+		return err
+	}
+	if err := g.linearBackward(ar, l, "up_proj", dup, acts.xn2, dxn2, acts, true); err != nil {
+		return err
+	}
+	if err := g.bw.RMSNormBackward(dh2, dxn2, acts.h2, ly.MLPNorm, a.Eps, false); err != nil {
+		return fmt.Errorf("train: layer %d post-attention norm backward: %w", l, err)
+	}
+	if err := g.b.Add(dh2, dh2, dOut, 1); err != nil {
+		return err
+	}
+	// attention: h2 = h + o(attn(rope(q(xn)), rope(k(xn)), v(xn))), xn = norm(h)
+	if err := g.linearBackward(ar, l, "o_proj", dh2, acts.attn.MustView(N, -1), dattn.MustView(N, -1), acts, false); err != nil {
+		return err
+	}
+	if err := g.bw.AttentionBackward(dq, dk, dv, dattn, acts.q, acts.k, acts.v, acts.attn, g.attnParams()); err != nil {
+		return fmt.Errorf("train: layer %d attention backward: %w", l, err)
+	}
+	if err := g.b.Rope(dq, mb.pos, g.base.Cos, g.base.NegSin); err != nil {
+		return fmt.Errorf("train: layer %d rope backward: %w", l, err)
+	}
+	if err := g.b.Rope(dk, mb.pos, g.base.Cos, g.base.NegSin); err != nil {
+		return fmt.Errorf("train: layer %d rope backward: %w", l, err)
+	}
+	if ly.QNorm != nil {
+		dqp, dkp := alloc(dq.Shape()...), alloc(dk.Shape()...)
+		if err != nil {
+			return err
+		}
+		if err := g.bw.RMSNormBackward(dqp.MustView(-1, a.HeadDim), dq.MustView(-1, a.HeadDim), acts.qPre.MustView(-1, a.HeadDim), ly.QNorm, a.Eps, false); err != nil {
+			return fmt.Errorf("train: layer %d q_norm backward: %w", l, err)
+		}
+		if err := g.bw.RMSNormBackward(dkp.MustView(-1, a.HeadDim), dk.MustView(-1, a.HeadDim), acts.kPre.MustView(-1, a.HeadDim), ly.KNorm, a.Eps, false); err != nil {
+			return fmt.Errorf("train: layer %d k_norm backward: %w", l, err)
+		}
+		dq, dk = dqp, dkp
+	}
+	for i, x := range []struct {
+		name string
+		d    *tensor.Tensor
+	}{{"q_proj", dq}, {"k_proj", dk}, {"v_proj", dv}} {
+		if err := g.linearBackward(ar, l, x.name, x.d.MustView(N, -1), acts.xn, dxn, acts, i > 0); err != nil {
+			return err
+		}
+	}
+	if err := g.bw.RMSNormBackward(dh, dxn, h, ly.AttnNorm, a.Eps, false); err != nil {
+		return fmt.Errorf("train: layer %d input norm backward: %w", l, err)
+	}
+	return g.b.Add(dh, dh, dh2, 1)
+}
+
+// run does the forward of one micro-batch and, with backward set, its backward, accumulating the
+// adapter gradients of loss·scale (scale = 1/(counted labels of the whole step) gives HF's mean).
+// It returns the sum of the per-token cross-entropies over counted labels.
+func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, error) {
+	a := g.base.Arch
+	N := mb.B * mb.T
+	keep := &arena{b: g.b} // lives for the whole micro-batch
+	defer keep.free()
+	hs := make([]*tensor.Tensor, a.Layers+1)
+	var err error
+	for i := range hs {
+		if hs[i], err = keep.f32(N, a.Hidden); err != nil {
+			return 0, err
+		}
+	}
+	if err := g.b.Embedding(hs[0], g.base.Embed, mb.ids); err != nil {
+		return 0, fmt.Errorf("train: embedding: %w", err)
+	}
+	acts := make([]*layerActs, a.Layers)
+	layerArenas := make([]*arena, a.Layers)
+	defer func() {
+		for _, la := range layerArenas {
+			if la != nil {
+				la.free()
+			}
+		}
+	}()
+	for l := 0; l < a.Layers; l++ {
+		layerArenas[l] = &arena{b: g.b}
+		if acts[l], err = g.layerForward(layerArenas[l], mb, l, hs[l], hs[l+1]); err != nil {
+			return 0, err
+		}
+		if g.recompute || !backward {
+			layerArenas[l].free()
+			acts[l] = nil
+		}
+	}
+	hn, err := keep.f32(N, a.Hidden)
+	if err != nil {
+		return 0, err
+	}
+	if err := g.b.RMSNorm(hn, hs[a.Layers], g.base.FinalNorm, a.Eps, false); err != nil {
+		return 0, fmt.Errorf("train: final norm: %w", err)
+	}
+	logits, err := keep.f32(N, a.Vocab)
+	if err != nil {
+		return 0, err
+	}
+	if err := g.b.Gemm(logits, hn, g.base.LMHead, false, true, 1, 0); err != nil {
+		return 0, fmt.Errorf("train: lm head: %w", err)
+	}
+	lossT, err := keep.f32(N)
+	if err != nil {
+		return 0, err
+	}
+	if err := g.b.CrossEntropy(lossT, logits, mb.targets); err != nil {
+		return 0, fmt.Errorf("train: loss: %w", err)
+	}
+	losses, err := g.b.ToFloat32(lossT)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, v := range losses {
+		sum += float64(v)
+	}
+	if !backward {
+		return sum, nil
+	}
+	if err := g.bw.CrossEntropyBackward(logits, logits, mb.targets, scale); err != nil {
+		return 0, fmt.Errorf("train: loss backward: %w", err)
+	}
+	if err := g.b.Gemm(hn, logits, g.base.LMHead, false, false, 1, 0); err != nil { // hn now holds ∂L/∂hn
+		return 0, fmt.Errorf("train: lm head backward: %w", err)
+	}
+	dh, err := keep.f32(N, a.Hidden)
+	if err != nil {
+		return 0, err
+	}
+	if err := g.bw.RMSNormBackward(dh, hn, hs[a.Layers], g.base.FinalNorm, a.Eps, false); err != nil {
+		return 0, fmt.Errorf("train: final norm backward: %w", err)
+	}
+	dIn, err := keep.f32(N, a.Hidden)
+	if err != nil {
+		return 0, err
+	}
+	for l := a.Layers - 1; l >= 0; l-- {
+		if acts[l] == nil { // recompute this layer's forward (same dropout masks)
+			layerArenas[l] = &arena{b: g.b}
+			scratch, err := layerArenas[l].f32(N, a.Hidden)
+			if err != nil {
+				return 0, err
+			}
+			if acts[l], err = g.layerForward(layerArenas[l], mb, l, hs[l], scratch); err != nil {
+				return 0, err
+			}
+		}
+		bwd := &arena{b: g.b}
+		err := g.layerBackward(bwd, mb, l, hs[l], acts[l], dh, dIn)
+		bwd.free()
+		layerArenas[l].free()
+		acts[l] = nil
+		if err != nil {
+			return 0, err
+		}
+		dh, dIn = dIn, dh
+	}
+	return sum, nil
+}

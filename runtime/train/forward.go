@@ -1,0 +1,225 @@
+package train
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// graph runs the training forward and backward of one micro-batch on the base's backend.
+// Shapes: B sequences of T tokens, N = B·T rows, H hidden, Hq/Hkv heads of D, I MLP width, V vocab.
+type graph struct {
+	base *Base
+	b    tensor.Backend
+	bw   tensor.Backward
+	ad   *devAdapter // nil: the bare base model
+	// recompute drops each layer's activations after its forward and recomputes them in its
+	// backward (gradient checkpointing): only the layer inputs [N, H] stay alive.
+	recompute bool
+}
+
+// microBatch is one forward/backward unit, already on the backend.
+type microBatch struct {
+	B, T    int
+	ids     *tensor.Tensor // I32 [B, T]
+	pos     *tensor.Tensor // I32 [B, T]: positions 0..T−1 (right padding)
+	targets *tensor.Tensor // I32 [N]: labels shifted left by one (HF), −100 where no loss
+	seed    uint64         // dropout stream of this micro-batch
+}
+
+// linActs are the saved activations of one LoRA-adapted linear layer.
+type linActs struct {
+	xm   *tensor.Tensor // the LoRA branch input x⊙mask [N, in] (x itself without dropout)
+	mask *tensor.Tensor // dropout mask [N, in] (values 0 or 1/(1−p)); nil without dropout
+	xa   *tensor.Tensor // xm·Aᵀ [N, r]
+	pre  *tensor.Tensor // DoRA: x·Wᵀ + s·xa·Bᵀ [N, out] before the magnitude scaling; nil otherwise
+}
+
+// layerActs are the saved activations of one decoder layer.
+type layerActs struct {
+	xn, xn2       *tensor.Tensor // attention / MLP norm outputs [N, H]
+	qPre, kPre    *tensor.Tensor // Qwen3: projections before the per-head norm; nil otherwise
+	q, k, v       *tensor.Tensor // after norm and rotary: [B, T, Hq, D], [B, T, Hkv, D] ×2
+	attn          *tensor.Tensor // attention output [B, T, Hq, D]
+	h2            *tensor.Tensor // residual after attention [N, H]
+	gate, up, act *tensor.Tensor // MLP [N, I]
+	lin           map[string]*linActs
+}
+
+// dropoutMask fills a mask for linear `name` of layer l in this micro-batch: deterministic in
+// (seed, l, name), so a recomputed forward draws the same mask.
+func dropoutMask(mask []float32, p float64, seed uint64, l int, name string) {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", l, name)
+	g := rand.New(rand.NewPCG(seed, h.Sum64()))
+	keep := float32(1 / (1 - p))
+	for i := range mask {
+		if g.Float64() < p {
+			mask[i] = 0
+		} else {
+			mask[i] = keep
+		}
+	}
+}
+
+// linear computes out [N, out] = x·Wᵀ (+ LoRA, DoRA scaling, bias) for linear `name` of layer l.
+func (g *graph) linear(ar *arena, mb *microBatch, l int, name string, x, out *tensor.Tensor, acts *layerActs) error {
+	ly := &g.base.Layers[l]
+	w := ly.weight(name)
+	if err := g.b.Gemm(out, x, w, false, true, 1, 0); err != nil {
+		return fmt.Errorf("train: layer %d %s: %w", l, name, err)
+	}
+	if g.ad != nil {
+		if dm := g.ad.mods[ModulePath(l, name)]; dm != nil {
+			la := &linActs{xm: x}
+			n := x.Rows()
+			if p := g.ad.dropout; p > 0 {
+				host := make([]float32, x.Numel())
+				dropoutMask(host, p, mb.seed, l, name)
+				mask, err := g.b.FromFloat32(tensor.F32, x.Shape(), host)
+				if err != nil {
+					return err
+				}
+				la.mask = ar.keep(mask)
+				if la.xm, err = ar.f32(x.Shape()...); err != nil {
+					return err
+				}
+				if err := g.b.Mul(la.xm, x, mask); err != nil {
+					return err
+				}
+			}
+			var err error
+			if la.xa, err = ar.f32(n, dm.mod.R); err != nil {
+				return err
+			}
+			if err := g.b.Gemm(la.xa, la.xm, dm.A, false, true, 1, 0); err != nil {
+				return fmt.Errorf("train: layer %d %s lora_A: %w", l, name, err)
+			}
+			if err := g.b.Gemm(out, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
+				return fmt.Errorf("train: layer %d %s lora_B: %w", l, name, err)
+			}
+			if dm.mscale != nil {
+				if la.pre, err = ar.f32(out.Shape()...); err != nil {
+					return err
+				}
+				if err := g.b.Copy(la.pre, out); err != nil {
+					return err
+				}
+				if err := g.bw.MulCols(out, out, dm.mscale); err != nil {
+					return err
+				}
+			}
+			acts.lin[name] = la
+		}
+	}
+	var bias *tensor.Tensor
+	switch name {
+	case "q_proj":
+		bias = ly.QBias
+	case "k_proj":
+		bias = ly.KBias
+	case "v_proj":
+		bias = ly.VBias
+	}
+	if bias != nil {
+		if err := g.b.AddBias(out, bias); err != nil {
+			return fmt.Errorf("train: layer %d %s bias: %w", l, name, err)
+		}
+	}
+	return nil
+}
+
+func (g *graph) attnParams() tensor.AttentionParams {
+	return tensor.AttentionParams{Scale: float32(1 / math.Sqrt(float64(g.base.Arch.HeadDim)))}
+}
+
+// layerForward runs decoder layer l on h [N, H] into hOut [N, H], saving activations in ar.
+func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.Tensor) (*layerActs, error) {
+	a := g.base.Arch
+	ly := &g.base.Layers[l]
+	B, T, N := mb.B, mb.T, mb.B*mb.T
+	acts := &layerActs{lin: map[string]*linActs{}}
+	var err error
+	alloc := func(shape ...int) *tensor.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *tensor.Tensor
+		t, err = ar.f32(shape...)
+		return t
+	}
+	acts.xn = alloc(N, a.Hidden)
+	q, k, v := alloc(B, T, a.Heads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim)
+	acts.attn = alloc(B, T, a.Heads, a.HeadDim)
+	acts.h2, acts.xn2 = alloc(N, a.Hidden), alloc(N, a.Hidden)
+	acts.gate, acts.up, acts.act = alloc(N, a.Intermediate), alloc(N, a.Intermediate), alloc(N, a.Intermediate)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.b.RMSNorm(acts.xn, h, ly.AttnNorm, a.Eps, false); err != nil {
+		return nil, fmt.Errorf("train: layer %d input norm: %w", l, err)
+	}
+	for _, x := range []struct {
+		name string
+		out  *tensor.Tensor
+	}{{"q_proj", q}, {"k_proj", k}, {"v_proj", v}} {
+		if err := g.linear(ar, mb, l, x.name, acts.xn, x.out.MustView(N, -1), acts); err != nil {
+			return nil, err
+		}
+	}
+	acts.q, acts.k, acts.v = q, k, v
+	if ly.QNorm != nil { // Qwen3: RMSNorm per head before rotary
+		acts.qPre, acts.kPre = q, k
+		acts.q, acts.k = alloc(q.Shape()...), alloc(k.Shape()...)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.b.RMSNorm(acts.q.MustView(-1, a.HeadDim), q.MustView(-1, a.HeadDim), ly.QNorm, a.Eps, false); err != nil {
+			return nil, fmt.Errorf("train: layer %d q_norm: %w", l, err)
+		}
+		if err := g.b.RMSNorm(acts.k.MustView(-1, a.HeadDim), k.MustView(-1, a.HeadDim), ly.KNorm, a.Eps, false); err != nil {
+			return nil, fmt.Errorf("train: layer %d k_norm: %w", l, err)
+		}
+	}
+	if err := g.b.Rope(acts.q, mb.pos, g.base.Cos, g.base.Sin); err != nil {
+		return nil, fmt.Errorf("train: layer %d rope q: %w", l, err)
+	}
+	if err := g.b.Rope(acts.k, mb.pos, g.base.Cos, g.base.Sin); err != nil {
+		return nil, fmt.Errorf("train: layer %d rope k: %w", l, err)
+	}
+	if err := g.b.Attention(acts.attn, acts.q, acts.k, acts.v, g.attnParams()); err != nil {
+		return nil, fmt.Errorf("train: layer %d attention: %w", l, err)
+	}
+	o := alloc(N, a.Hidden)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.linear(ar, mb, l, "o_proj", acts.attn.MustView(N, -1), o, acts); err != nil {
+		return nil, err
+	}
+	if err := g.b.Add(acts.h2, h, o, 1); err != nil {
+		return nil, err
+	}
+	if err := g.b.RMSNorm(acts.xn2, acts.h2, ly.MLPNorm, a.Eps, false); err != nil {
+		return nil, fmt.Errorf("train: layer %d post-attention norm: %w", l, err)
+	}
+	if err := g.linear(ar, mb, l, "gate_proj", acts.xn2, acts.gate, acts); err != nil {
+		return nil, err
+	}
+	if err := g.linear(ar, mb, l, "up_proj", acts.xn2, acts.up, acts); err != nil {
+		return nil, err
+	}
+	if err := g.b.SwiGLU(acts.act, acts.gate, acts.up); err != nil {
+		return nil, err
+	}
+	if err := g.linear(ar, mb, l, "down_proj", acts.act, hOut, acts); err != nil {
+		return nil, err
+	}
+	if err := g.b.Add(hOut, hOut, acts.h2, 1); err != nil {
+		return nil, err
+	}
+	return acts, nil
+}
