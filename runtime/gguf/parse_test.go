@@ -159,8 +159,8 @@ func TestTensorsAndSource(t *testing.T) {
 		if align != 0 {
 			kvs = append(kvs, testKV{"general.alignment", ValueUint32, uint32(align)})
 		}
-		w := []float32{1, 2, 3, 4, 5, 6} // HF shape [2, 3]: rows {1,2,3}, {4,5,6}
-		f16 := []byte{0x00, 0x3c, 0x00, 0xc0} // 1.0, -2.0
+		w := []float32{1, 2, 3, 4, 5, 6}       // HF shape [2, 3]: rows {1,2,3}, {4,5,6}
+		f16 := []byte{0x00, 0x3c, 0x00, 0xc0}  // 1.0, -2.0
 		bf16 := []byte{0x80, 0x3f, 0x40, 0x40} // 1.0, 3.0
 		img := testFile{alignment: align, kvs: kvs, tensors: []testTensor{
 			{"w", []uint64{3, 2}, TypeF32, f32bytes(w...)},

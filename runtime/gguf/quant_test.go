@@ -125,7 +125,7 @@ func TestQ2_K(t *testing.T) {
 		n, k, l := v/128, v%128/32, v%32 // value 128n+32k+l sits in qs[32n+l] at bits 2k
 		blk[16+32*n+l] |= byte(q[v] << (2 * k))
 	}
-	put16(blk[80:], halfHalf)   // d
+	put16(blk[80:], halfHalf)    // d
 	put16(blk[82:], halfQuarter) // dmin
 	want := make([]float32, 256)
 	for v := range q {
