@@ -1,9 +1,11 @@
 package train
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/finlora/finlora/lora"
+	"github.com/finlora/finlora/runtime/model"
 	"github.com/finlora/finlora/runtime/tensor"
 )
 
@@ -19,71 +21,139 @@ type Arch struct {
 	Eps          float32 // RMSNorm epsilon
 }
 
-// Layer holds the frozen weights of one decoder layer, borrowed from the Base's owner: linear
-// weights are [out, in] (HF layout) F32/F16/BF16; biases (Qwen2) and per-head norms (Qwen3) are nil
-// when the architecture has none.
-type Layer struct {
-	AttnNorm, MLPNorm   *tensor.Tensor // [H]
-	Q, K, V, O          *tensor.Tensor // [Hq·D, H], [Hkv·D, H], [Hkv·D, H], [H, Hq·D]
-	Gate, Up, Down      *tensor.Tensor // [I, H], [I, H], [H, I]
-	QBias, KBias, VBias *tensor.Tensor // [Hq·D], [Hkv·D], [Hkv·D] or nil
-	QNorm, KNorm        *tensor.Tensor // [D] or nil
+// LinearNames are the adaptable linear layers of a decoder layer, in order (PEFT's names).
+var LinearNames = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+// linearIndex maps a name of LinearNames to its index.
+func linearIndex(name string) int {
+	for i, n := range LinearNames {
+		if n == name {
+			return i
+		}
+	}
+	panic("train: unknown linear " + name)
 }
 
-// Base is a frozen decoder on a backend as the training graph sees it. The tensors belong to whoever
-// made the Base: Close frees them only when the Base was made by LoadBase.
+// Layer holds the frozen weights of one decoder layer, borrowed from the model: W[i] is the weight
+// [out, in] (F32/F16/BF16) of LinearNames[i], Bias[i] its bias [out] or nil; QNorm/KNorm are the
+// per-head norms [D] of Qwen3, nil otherwise.
+type Layer struct {
+	AttnNorm, MLPNorm *tensor.Tensor // [H]
+	W, Bias           [7]*tensor.Tensor
+	QNorm, KNorm      *tensor.Tensor
+	Window            int // sliding-window size of this layer; 0 = full attention
+}
+
+func (ly *Layer) weight(name string) *tensor.Tensor { return ly.W[linearIndex(name)] }
+func (ly *Layer) bias(name string) *tensor.Tensor   { return ly.Bias[linearIndex(name)] }
+
+// Base is a frozen decoder as the training graph sees it. Weight tensors are borrowed from the
+// model.Model it was made from (which must outlive it); the rotary tables Cos, Sin, NegSin are the
+// Base's own copies, freed by Close.
 type Base struct {
 	Arch      Arch
 	Backend   tensor.Backend
+	Model     *model.Model
 	Embed     *tensor.Tensor // [V, H]
 	FinalNorm *tensor.Tensor // [H]
 	LMHead    *tensor.Tensor // [V, H]; the same tensor as Embed when embeddings are tied
 	Layers    []Layer
-	Cos, Sin  *tensor.Tensor // rotary tables F32 [P, D/2] (scaling applied), P = max positions
+	Cos, Sin  *tensor.Tensor // rotary tables F32 [P, D/2] (scaling applied), P = MaxPositions
 	NegSin    *tensor.Tensor // −Sin, for the backward of Rope
 
-	owned []*tensor.Tensor
+	ownsModel bool
 }
 
-// Close frees the tensors the Base owns (all of them after LoadBase; none for a borrowed Base).
+// NewBase wraps a loaded model for training sequences of up to maxPositions tokens (0: the
+// model's max_position_embeddings, capped at 4096). Quantized (packed) linear layers are not
+// supported yet. The model keeps ownership of its weights.
+func NewBase(m *model.Model, maxPositions int) (*Base, error) {
+	c := m.Config
+	if maxPositions <= 0 {
+		maxPositions = min(max(c.MaxPositionEmbeddings, 256), 4096)
+	}
+	base := &Base{Backend: m.Backend, Model: m, Embed: m.Embed, FinalNorm: m.Norm, LMHead: m.LMHead.Weight,
+		Arch: Arch{Hidden: c.HiddenSize, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim,
+			Intermediate: c.IntermediateSize, Vocab: c.VocabSize, Layers: c.NumLayers, Eps: float32(c.RMSNormEps)}}
+	if m.LMHead.Packed != nil || m.LMHead.Bias != nil {
+		return nil, fmt.Errorf("train: model %s: a packed or biased LM head is not supported for training", m.Source)
+	}
+	for _, ml := range m.Layers {
+		ly := Layer{AttnNorm: ml.InputNorm, MLPNorm: ml.PostAttnNorm, QNorm: ml.QNorm, KNorm: ml.KNorm, Window: ml.Window}
+		for i, lin := range ml.Linears() {
+			if lin.Packed != nil || lin.Weight == nil {
+				return nil, fmt.Errorf("train: model %s: %s is quantized (packed); training on quantized base weights is not supported yet", m.Source, lin.Name)
+			}
+			ly.W[i], ly.Bias[i] = lin.Weight, lin.Bias
+		}
+		base.Layers = append(base.Layers, ly)
+	}
+	cos, sin, err := m.RopeTables(maxPositions)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	cv, err := m.Backend.ToFloat32(cos)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := m.Backend.ToFloat32(sin)
+	if err != nil {
+		return nil, err
+	}
+	neg := make([]float32, len(sv))
+	for i, v := range sv {
+		neg[i] = -v
+	}
+	shape := cos.Shape()
+	for _, x := range []struct {
+		dst **tensor.Tensor
+		v   []float32
+	}{{&base.Cos, cv}, {&base.Sin, sv}, {&base.NegSin, neg}} {
+		if *x.dst, err = m.Backend.FromFloat32(tensor.F32, shape, x.v); err != nil {
+			base.Close()
+			return nil, fmt.Errorf("train: rope tables: %w", err)
+		}
+	}
+	return base, nil
+}
+
+// LoadBase loads a Hugging Face model directory with model.Load onto backend b (nil: the default
+// backend) and wraps it; Close then frees the model too.
+func LoadBase(b tensor.Backend, dir string) (*Base, error) {
+	m, err := model.Load(context.Background(), dir, model.LoadOptions{Backend: b})
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	base, err := NewBase(m, 0)
+	if err != nil {
+		m.Free()
+		return nil, err
+	}
+	base.ownsModel = true
+	return base, nil
+}
+
+// Close frees the rotary tables and, after LoadBase, the model.
 func (m *Base) Close() error {
-	err := tensor.FreeAll(m.owned...)
-	m.owned = nil
+	err := tensor.FreeAll(m.Cos, m.Sin, m.NegSin)
+	m.Cos, m.Sin, m.NegSin = nil, nil, nil
+	if m.ownsModel && m.Model != nil {
+		if e := m.Model.Free(); e != nil && err == nil {
+			err = e
+		}
+		m.Model = nil
+	}
 	return err
 }
 
-// ModulePath returns the PEFT module path of linear `name` (q_proj, k_proj, v_proj, o_proj,
-// gate_proj, up_proj, down_proj) of layer l, e.g. "model.layers.0.self_attn.q_proj".
+// ModulePath returns the PEFT module path of linear `name` (one of LinearNames) of layer l, e.g.
+// "model.layers.0.self_attn.q_proj" or "model.layers.0.mlp.down_proj".
 func ModulePath(l int, name string) string {
 	switch name {
 	case "gate_proj", "up_proj", "down_proj":
 		return fmt.Sprintf("model.layers.%d.mlp.%s", l, name)
 	}
 	return fmt.Sprintf("model.layers.%d.self_attn.%s", l, name)
-}
-
-// LinearNames are the adaptable linear layers of a decoder layer, in order.
-var LinearNames = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-
-// weight returns the weight of linear `name` in layer ly.
-func (ly *Layer) weight(name string) *tensor.Tensor {
-	switch name {
-	case "q_proj":
-		return ly.Q
-	case "k_proj":
-		return ly.K
-	case "v_proj":
-		return ly.V
-	case "o_proj":
-		return ly.O
-	case "gate_proj":
-		return ly.Gate
-	case "up_proj":
-		return ly.Up
-	case "down_proj":
-		return ly.Down
-	}
-	panic("train: unknown linear " + name)
 }
 
 // Linears lists the adaptable linear layers for lora.New. With weights set, each carries its
@@ -107,24 +177,29 @@ func (m *Base) Linears(weights bool) ([]lora.Linear, error) {
 	return out, nil
 }
 
-// CheckAdapter verifies that every module of a targets a linear layer of m with matching shapes.
+// CheckAdapter verifies that every module of a is a linear layer of m with matching shapes.
 func (m *Base) CheckAdapter(a *lora.Adapter) error {
-	shapes := map[string][2]int{}
-	for l := range m.Layers {
-		for _, n := range LinearNames {
-			w := m.Layers[l].weight(n)
-			shapes[ModulePath(l, n)] = [2]int{w.Dim(0), w.Dim(1)}
-		}
-	}
 	for _, p := range a.Paths() {
 		mod := a.Modules[p]
-		s, ok := shapes[p]
-		if !ok {
-			return fmt.Errorf("train: adapter module %s is not a linear layer of the model", p)
+		w, err := m.weightOf(p)
+		if err != nil {
+			return err
 		}
-		if s != [2]int{mod.Out, mod.In} {
-			return fmt.Errorf("train: adapter module %s is [%d, %d], the model's layer is %v", p, mod.Out, mod.In, s)
+		if w.Dim(0) != mod.Out || w.Dim(1) != mod.In {
+			return fmt.Errorf("train: adapter module %s is [%d, %d], the model's layer is %v", p, mod.Out, mod.In, w.Shape())
 		}
 	}
 	return nil
+}
+
+// weightOf returns the base weight of the module at PEFT path p.
+func (m *Base) weightOf(p string) (*tensor.Tensor, error) {
+	for l := range m.Layers {
+		for _, n := range LinearNames {
+			if ModulePath(l, n) == p {
+				return m.Layers[l].weight(n), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("train: adapter module %s is not a linear layer of the model", p)
 }

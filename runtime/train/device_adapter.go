@@ -172,15 +172,3 @@ func ParamSizes(a *lora.Adapter) []int {
 	}
 	return ns
 }
-
-// weightOf returns the base weight of the module at PEFT path p.
-func (m *Base) weightOf(p string) (*tensor.Tensor, error) {
-	for l := range m.Layers {
-		for _, n := range LinearNames {
-			if ModulePath(l, n) == p {
-				return m.Layers[l].weight(n), nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("train: no linear layer %s in the model", p)
-}

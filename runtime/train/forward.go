@@ -115,15 +115,7 @@ func (g *graph) linear(ar *arena, mb *microBatch, l int, name string, x, out *te
 			acts.lin[name] = la
 		}
 	}
-	var bias *tensor.Tensor
-	switch name {
-	case "q_proj":
-		bias = ly.QBias
-	case "k_proj":
-		bias = ly.KBias
-	case "v_proj":
-		bias = ly.VBias
-	}
+	bias := ly.bias(name)
 	if bias != nil {
 		if err := g.b.AddBias(out, bias); err != nil {
 			return fmt.Errorf("train: layer %d %s bias: %w", l, name, err)
@@ -132,8 +124,10 @@ func (g *graph) linear(ar *arena, mb *microBatch, l int, name string, x, out *te
 	return nil
 }
 
-func (g *graph) attnParams() tensor.AttentionParams {
-	return tensor.AttentionParams{Scale: float32(1 / math.Sqrt(float64(g.base.Arch.HeadDim)))}
+// attnParams are those of layer l: causal, scale 1/sqrt(D), the layer's sliding window. Batches
+// are right-padded, so no key needs masking: real tokens never see the padding after them.
+func (g *graph) attnParams(l int) tensor.AttentionParams {
+	return tensor.AttentionParams{Scale: float32(1 / math.Sqrt(float64(g.base.Arch.HeadDim))), Window: g.base.Layers[l].Window}
 }
 
 // layerForward runs decoder layer l on h [N, H] into hOut [N, H], saving activations in ar.
@@ -190,7 +184,7 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	if err := g.b.Rope(acts.k, mb.pos, g.base.Cos, g.base.Sin); err != nil {
 		return nil, fmt.Errorf("train: layer %d rope k: %w", l, err)
 	}
-	if err := g.b.Attention(acts.attn, acts.q, acts.k, acts.v, g.attnParams()); err != nil {
+	if err := g.b.Attention(acts.attn, acts.q, acts.k, acts.v, g.attnParams(l)); err != nil {
 		return nil, fmt.Errorf("train: layer %d attention: %w", l, err)
 	}
 	o := alloc(N, a.Hidden)
