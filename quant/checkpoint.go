@@ -96,17 +96,9 @@ func ReadWeight4(src st.Source, name string) (*Weight4, error) {
 	if !ok {
 		return nil, fmt.Errorf("read 4-bit weight %s: no tensor %s.quant_state.bitsandbytes__nf4 or __fp4", name, name)
 	}
-	stateName := name + "." + StateTensorSuffix(qt)
-	js, err := tensorBytes(src, stateName, st.U8)
+	s, err := readQuantState(src, name, qt)
 	if err != nil {
 		return nil, fmt.Errorf("read 4-bit weight %s: %w", name, err)
-	}
-	s, err := ParseQuantState(stateName, js)
-	if err != nil {
-		return nil, fmt.Errorf("read 4-bit weight %s: %w", name, err)
-	}
-	if s.QuantType != qt {
-		return nil, fmt.Errorf("read 4-bit weight %s: tensor %s says quant_type %q", name, stateName, s.QuantType)
 	}
 	w := &Weight4{Type: qt, Shape: s.Shape, DType: s.DType, BlockSize: s.BlockSize}
 	n := w.NumElements()
@@ -162,6 +154,23 @@ func ReadWeight4(src st.Source, name string) (*Weight4, error) {
 	w.Nested = &NestedAbsmax{Codes: append([]byte(nil), codes...), Absmax: nested, Offset: s.NestedOffset,
 		BlockSize: s.NestedBlockSize, Map: nmap}
 	return w, nil
+}
+
+// readQuantState parses the packed state tensor of the 4-bit weight name of quant type qt.
+func readQuantState(src st.Source, name string, qt QuantType) (*QuantState, error) {
+	stateName := name + "." + StateTensorSuffix(qt)
+	js, err := tensorBytes(src, stateName, st.U8)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseQuantState(stateName, js)
+	if err != nil {
+		return nil, err
+	}
+	if s.QuantType != qt {
+		return nil, fmt.Errorf("quant state %s: field \"quant_type\" is %q", stateName, s.QuantType)
+	}
+	return s, nil
 }
 
 // ReadWeightInt8 reads the LLM.int8 weight saved under weight name name: I8 [rows, cols], SCB F32
