@@ -195,13 +195,15 @@ func TestCorruptStates(t *testing.T) {
 	q8, _ := QuantizeInt8(w, 40, 64)
 	state := W + ".quant_state.bitsandbytes__nf4"
 	setJSON := func(js string) func(memSource) {
-		return func(m memSource) { m[state] = st.Tensor{Name: state, DType: st.U8, Shape: []int{len(js)}, Data: []byte(js)} }
+		return func(m memSource) {
+			m[state] = st.Tensor{Name: state, DType: st.U8, Shape: []int{len(js)}, Data: []byte(js)}
+		}
 	}
 	for _, c := range []struct {
-		name  string
-		int8  bool
-		edit  func(memSource)
-		want  []string // substrings of the error
+		name string
+		int8 bool
+		edit func(memSource)
+		want []string // substrings of the error
 	}{
 		{"absmax-length", false, func(m memSource) {
 			t := m[W+".absmax"]
