@@ -1,0 +1,82 @@
+package tokenizer
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"testing"
+)
+
+// finloraPrompts reads the "context" fields of the FinLoRA FPB test split from ../shared (relative to
+// the repository root), or returns nil when it is absent.
+func finloraPrompts(b *testing.B) []string {
+	f, err := os.Open("../../../shared/data/finlora/test/fpb_test.jsonl")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for sc.Scan() {
+		var row struct {
+			Context string `json:"context"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			b.Fatalf("fpb_test.jsonl: %v", err)
+		}
+		out = append(out, row.Context)
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkEncodeFinLoRA encodes every FPB test prompt once per iteration (with the special tokens)
+// and reports the throughput in MB/s of input text. The per-word cache is warm after the first
+// iteration, as it is when a data set is tokenized. Skipped without ../shared.
+func BenchmarkEncodeFinLoRA(b *testing.B) {
+	prompts := finloraPrompts(b)
+	if len(prompts) == 0 {
+		b.Skip("../shared/data/finlora/test/fpb_test.jsonl not found")
+	}
+	tk := llama(b)
+	n := 0
+	for _, p := range prompts {
+		n += len(p)
+	}
+	b.SetBytes(int64(n))
+	b.ResetTimer()
+	tokens := 0
+	for i := 0; i < b.N; i++ {
+		for _, p := range prompts {
+			tokens += len(tk.Encode(p, true))
+		}
+	}
+	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkEncodeColdCache measures the same prompts with the per-word cache cleared every
+// iteration (every distinct word runs the merges).
+func BenchmarkEncodeColdCache(b *testing.B) {
+	prompts := finloraPrompts(b)
+	if len(prompts) == 0 {
+		b.Skip("../shared/data/finlora/test/fpb_test.jsonl not found")
+	}
+	tk := llama(b)
+	n := 0
+	for _, p := range prompts {
+		n += len(p)
+	}
+	b.SetBytes(int64(n))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tk.model.mu.Lock()
+		clear(tk.model.cache)
+		tk.model.mu.Unlock()
+		for _, p := range prompts {
+			tk.Encode(p, true)
+		}
+	}
+}
