@@ -4,21 +4,20 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/finlora/finlora/runtime/data"
+
 	"github.com/finlora/finlora/runtime/tensor"
 )
 
 // IgnoreIndex is HF's label for positions without a loss (prompt tokens, padding).
-const IgnoreIndex = -100
+const IgnoreIndex = data.IgnoreIndex
 
-// Example is one training row: token ids and labels of the same length; a label of −100 is not
-// counted (HF semantics: the logits at t are scored against Labels[t+1]).
-type Example struct {
-	InputIDs []int32
-	Labels   []int32
-}
+// Example is one training row (runtime/data's): token ids and labels of the same length; a label
+// of −100 is not counted (HF semantics: the logits at t are scored against Labels[t+1]).
+type Example = data.Example
 
-// Validate checks lengths and ids against a vocabulary of size vocab.
-func (e Example) Validate(vocab int) error {
+// validateExample checks lengths and ids against a vocabulary of size vocab.
+func validateExample(e Example, vocab int) error {
 	if len(e.InputIDs) == 0 {
 		return fmt.Errorf("empty input_ids")
 	}
@@ -39,7 +38,7 @@ func (e Example) Validate(vocab int) error {
 }
 
 // counted returns the number of labels that enter the loss (those of positions 1.. not −100).
-func (e Example) counted() int {
+func counted(e Example) int {
 	n := 0
 	for _, l := range e.Labels[1:] {
 		if l != IgnoreIndex {

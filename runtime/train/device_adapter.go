@@ -172,3 +172,16 @@ func ParamSizes(a *lora.Adapter) []int {
 	}
 	return ns
 }
+
+// hostParams returns the host parameter slices in the order of ParamNames (no backend needed).
+func (d *devAdapter) hostParams() ([][]float32, []string, error) {
+	var ps [][]float32
+	for _, p := range d.a.Paths() {
+		m := d.a.Modules[p]
+		ps = append(ps, m.A, m.B)
+		if m.Magnitude != nil {
+			ps = append(ps, m.Magnitude)
+		}
+	}
+	return ps, ParamNames(d.a), nil
+}

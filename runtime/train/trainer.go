@@ -82,7 +82,7 @@ func NewTrainer(base *Base, a *lora.Adapter, data []Example, cfg Config) (*Train
 		return nil, fmt.Errorf("train: no training rows")
 	}
 	for i, e := range data {
-		if err := e.Validate(base.Arch.Vocab); err != nil {
+		if err := validateExample(e, base.Arch.Vocab); err != nil {
 			return nil, fmt.Errorf("train: row %d: %w", i, err)
 		}
 	}
@@ -161,7 +161,7 @@ func (t *Trainer) forwardBackward(ctx context.Context) (float64, int, error) {
 	for k := range batches {
 		batches[k] = t.nextRows()
 		for _, e := range batches[k] {
-			count += e.counted()
+			count += counted(e)
 			tokens += len(e.InputIDs)
 		}
 	}
@@ -252,7 +252,7 @@ func Gradients(base *Base, a *lora.Adapter, rows []Example, recompute bool) (flo
 	}
 	count := 0
 	for _, e := range rows {
-		count += e.counted()
+		count += counted(e)
 	}
 	if count == 0 {
 		return 0, nil, fmt.Errorf("train: no counted labels")
@@ -296,7 +296,7 @@ func Loss(base *Base, a *lora.Adapter, rows []Example) (float64, error) {
 	}
 	count := 0
 	for _, e := range rows {
-		count += e.counted()
+		count += counted(e)
 	}
 	if count == 0 {
 		return 0, fmt.Errorf("train: no counted labels")
