@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -14,9 +15,9 @@ import (
 
 // Generator produces greedy (argmax) continuations for a batch of prompts. It returns exactly one
 // string per prompt: the generated text only (not the prompt), decoded with special tokens
-// skipped, at most maxNewTokens tokens, stopping early at the model's EOS. Implementations pad the
-// batch as they need (FinLoRA pads on the left). It should return ctx.Err() promptly when ctx is
-// cancelled.
+// skipped, at most maxNewTokens tokens, stopping early at the model's EOS (Evaluate replaces
+// invalid UTF-8 by U+FFFD). Implementations pad the batch as they need (FinLoRA pads on the left).
+// It should return ctx.Err() promptly when ctx is cancelled.
 type Generator interface {
 	GenerateGreedy(ctx context.Context, prompts []string, maxNewTokens int) ([]string, error)
 }
@@ -186,6 +187,9 @@ func EvaluatePrompts(ctx context.Context, gen Generator, task Task, prompts, tar
 		per := float64(time.Since(t0).Microseconds()) / 1000 / float64(hi-lo)
 		for i, g := range gens {
 			k := lo + i
+			// Arrow utf8 must be valid UTF-8; byte-level tokens can end mid-character. Python's
+			// decode(errors="replace") does the same replacement.
+			g = strings.ToValidUTF8(g, "\uFFFD")
 			rows = append(rows, Row{Index: k, Prompt: prompts[k], Target: targets[k], Generated: g,
 				Output: ExtractOutput(prompts[k], g, opts.Delimiter), TimeMS: per})
 		}

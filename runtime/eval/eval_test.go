@@ -14,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/finlora/finlora/runtime/data"
+	"github.com/finlora/finlora/runtime/model"
+	_ "github.com/finlora/finlora/runtime/tensor/cpu" // registers the CPU backend
 )
 
 type vectors struct {
@@ -379,5 +381,51 @@ func TestCompare(t *testing.T) {
 	}
 	if _, err := Compare(append(sums, sums[0]), mem); err == nil {
 		t.Fatal("want an error for a duplicate (model, task)")
+	}
+}
+
+func TestModelGenerator(t *testing.T) {
+	m, err := model.TinyRandom(nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	g := &ModelGenerator{Model: m, Tokenizer: model.ByteTokenizer{}}
+	ctx := context.Background()
+	prompts := []string{"Input: shares fell\nAnswer: ", "Q?\nAnswer: ", "a longer prompt about revenue growth. Answer:"}
+	batch, err := g.GenerateGreedy(ctx, prompts, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batch) != len(prompts) {
+		t.Fatalf("%d outputs for %d prompts", len(batch), len(prompts))
+	}
+	for i, p := range prompts {
+		one, err := g.GenerateGreedy(ctx, []string{p}, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if one[0] != batch[i] {
+			t.Fatalf("prompt %d: alone %q, in a batch %q", i, one[0], batch[i])
+		}
+		if len(one[0]) > 6 {
+			t.Fatalf("prompt %d: %d bytes from 6 byte tokens", i, len(one[0]))
+		}
+	}
+	// Truncation keeps BOS and the last MaxPromptTokens-1 tokens: the same as the cut prompt.
+	long := prompts[2]
+	tg := &ModelGenerator{Model: m, Tokenizer: model.ByteTokenizer{}, MaxPromptTokens: 10}
+	cut, err := tg.GenerateGreedy(ctx, []string{long}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := g.GenerateGreedy(ctx, []string{long[len(long)-9:]}, 6)
+	if tg.Truncated() != 1 || cut[0] != want[0] {
+		t.Fatalf("truncated %d, output %q, want %q", tg.Truncated(), cut[0], want[0])
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := g.GenerateGreedy(cctx, prompts, 6); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
 	}
 }
