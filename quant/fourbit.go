@@ -106,9 +106,9 @@ func Quantize4(w []float32, shape []int, o Options4) (*Weight4, error) {
 		Packed:    make([]byte, (n+1)/2),
 		Absmax:    make([]float32, ceilDiv(n, o.BlockSize)),
 	}
-	code := quantizeNF4
+	code := codeNF4
 	if o.Type == FP4 {
-		code = quantizeFP4
+		code = codeFP4
 	}
 	bs := o.BlockSize
 	parallelFor(len(q.Absmax), 1<<16/bs, func(b0, b1 int) {

@@ -322,3 +322,29 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// TestFastCodesMatchTrees checks the arithmetic-index coders against bitsandbytes' literal trees
+// at every threshold, one float32 step either side, and on random values, zeros and NaN.
+func TestFastCodesMatchTrees(t *testing.T) {
+	var xs []float32
+	for _, th := range append(nf4Thresholds[:], fp4Thresholds[:]...) {
+		for _, v := range []float32{th, -th} {
+			xs = append(xs, v, math.Nextafter32(v, 2), math.Nextafter32(v, -2))
+		}
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 100000; i++ {
+		xs = append(xs, float32(r.Float64()*2.2-1.1))
+	}
+	xs = append(xs, 0, negZero32(), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)))
+	for _, x := range xs {
+		if a, b := codeNF4(x), quantizeNF4(x); a != b {
+			t.Fatalf("NF4 %v: fast %d, tree %d", x, a, b)
+		}
+		if a, b := codeFP4(x), quantizeFP4(x); a != b {
+			t.Fatalf("FP4 %v: fast %d, tree %d", x, a, b)
+		}
+	}
+}
+
+func negZero32() float32 { return math.Float32frombits(1 << 31) }
