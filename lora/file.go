@@ -130,7 +130,7 @@ func Load(dir string) (*Adapter, error) {
 }
 
 // Save writes the adapter to dir (created if needed) as PEFT does: adapter_config.json (keys sorted,
-// indented by 2) and adapter_model.safetensors with F32 tensors under PEFT's keys and metadata
+// indented by 2, inference_mode true) and adapter_model.safetensors with F32 tensors under PEFT's keys and metadata
 // {"format": "pt"}. Each file is written atomically (temporary file, sync, rename).
 func (a *Adapter) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -150,6 +150,7 @@ func (a *Adapter) Save(dir string) error {
 		return fmt.Errorf("lora: save %s: %w", dir, err)
 	}
 	cfg := a.Config
+	cfg.InferenceMode = true // PEFT's save_pretrained writes inference_mode: true
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("lora: save %s: encode config: %w", dir, err)
