@@ -102,3 +102,38 @@ func maxRelErr(got, want []float32) float64 {
 	}
 	return worst / scale
 }
+
+// TestOnLoadSourceMatchesCheckpoint: quantizing tiny-llama on load must give the same float
+// weights as reading the bitsandbytes checkpoint (NF4 bit for bit; int8 up to the near-tie codes).
+func TestOnLoadSourceMatchesCheckpoint(t *testing.T) {
+	src := openFixture(t, "tiny-llama", "model.safetensors")
+	for _, c := range []struct {
+		dir     string
+		cfg     Config
+		maxDiff int
+	}{
+		{"tiny-llama-bnb-nf4", Config{Format: FormatNF4, DoubleQuant: true}, 0},
+		{"tiny-llama-bnb-int8", Config{Format: FormatInt8}, 4},
+	} {
+		on, err := NewOnLoadSource(src, c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := NewDequantizedSource(openFixture(t, c.dir, "model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		diffs := 0
+		for _, n := range d.Names() {
+			a, err := on.Float32(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := d.Float32(n)
+			diffs += countDiffF32(a, b)
+		}
+		if diffs > c.maxDiff {
+			t.Errorf("%s: %d values differ", c.dir, diffs)
+		}
+	}
+}

@@ -21,6 +21,9 @@ type QuantState struct {
 	NestedOffset    float32 // stored as the float64 repr of a float32
 }
 
+// maxElements bounds the element count a quant state may declare (2^40).
+const maxElements = 1 << 40
+
 // StateTensorSuffix returns the name suffix of the packed state tensor of quant type t, e.g.
 // "quant_state.bitsandbytes__nf4".
 func StateTensorSuffix(t QuantType) string { return "quant_state.bitsandbytes__" + string(t) }
@@ -99,10 +102,12 @@ func ParseQuantState(name string, data []byte) (*QuantState, error) {
 	if len(s.Shape) == 0 {
 		return nil, fmt.Errorf("quant state %s: field \"shape\": empty", name)
 	}
+	n := 1
 	for _, d := range s.Shape {
-		if d <= 0 {
-			return nil, fmt.Errorf("quant state %s: field \"shape\": non-positive dimension in %v", name, s.Shape)
+		if d <= 0 || d > maxElements || n > maxElements/d {
+			return nil, fmt.Errorf("quant state %s: field \"shape\": %v is empty or too large", name, s.Shape)
 		}
+		n *= d
 	}
 	_, hasBS := raw["nested_blocksize"]
 	_, hasDT := raw["nested_dtype"]
