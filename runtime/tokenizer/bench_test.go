@@ -72,9 +72,7 @@ func BenchmarkEncodeColdCache(b *testing.B) {
 	b.SetBytes(int64(n))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		tk.model.mu.Lock()
-		clear(tk.model.cache)
-		tk.model.mu.Unlock()
+		tk.model.cache.Clear()
 		for _, p := range prompts {
 			tk.Encode(p, true)
 		}

@@ -2,7 +2,9 @@ package tokenizer
 
 import (
 	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // merge is the rank of a merge rule (its line in the merges list) and the id of the token it makes.
@@ -23,8 +25,8 @@ type bpeModel struct {
 	unkID        int32 // -1 if none
 	byteFallback [256]int32
 
-	mu    sync.RWMutex
-	cache map[string][]int32 // raw piece -> ids
+	cache   sync.Map     // raw piece (string) -> []int32 ids
+	cached  atomic.Int64 // entries stored since the last clear
 }
 
 // maxCacheEntries bounds the per-word cache; it is cleared when full.
@@ -35,17 +37,16 @@ func (m *bpeModel) encodePiece(dst []int, piece string) []int {
 	if piece == "" {
 		return dst
 	}
-	m.mu.RLock()
-	ids, ok := m.cache[piece]
-	m.mu.RUnlock()
-	if !ok {
+	var ids []int32
+	if v, ok := m.cache.Load(piece); ok {
+		ids = v.([]int32)
+	} else {
 		ids = m.bpe(piece)
-		m.mu.Lock()
-		if len(m.cache) >= maxCacheEntries {
-			clear(m.cache)
+		if m.cached.Add(1) > maxCacheEntries {
+			m.cache.Clear()
+			m.cached.Store(1)
 		}
-		m.cache[piece] = ids
-		m.mu.Unlock()
+		m.cache.Store(strings.Clone(piece), ids) // piece may point into a large input text
 	}
 	for _, id := range ids {
 		dst = append(dst, int(id))

@@ -155,7 +155,6 @@ func Load(tokenizerJSON, configJSON, generationJSON []byte) (*BPE, error) {
 		merges:       make(map[uint64]merge, len(tj.Model.Merges)),
 		ignoreMerges: tj.Model.IgnoreMerges,
 		unkID:        -1,
-		cache:        map[string][]int32{},
 	}, bos: -1, pad: -1, added: map[string]int{}}
 	m := t.model
 	if m.vocab == nil {
