@@ -497,3 +497,27 @@ func TestViewAndSelect(t *testing.T) {
 		t.Error("released dataset String")
 	}
 }
+
+// TestReadSharedFinLoRA reads every FinLoRA task file of ../shared (row counts from its README)
+// when that folder is there (CI has it; a bare clone skips).
+func TestReadSharedFinLoRA(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "data", "finlora", "test")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI without ../shared: %v", err)
+		}
+		t.Skip("no ../shared/data/finlora")
+	}
+	want := map[string]int{"fpb": 1212, "fiqa": 235, "tfns": 2388, "nwgi": 4047, "ner": 3502, "xbrl_term": 651, "formula": 200, "financebench": 43}
+	for name, rows := range want {
+		mem := checked(t)
+		d, err := ReadJSONL(filepath.Join(dir, name+"_test.jsonl"), ReadOptions{Allocator: mem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.NumRows() != rows || d.Kind() != KindPrompt || len(d.Skipped()) != 0 {
+			t.Errorf("%s: %d rows (want %d), kind %v", name, d.NumRows(), rows, d.Kind())
+		}
+		d.Release()
+	}
+}

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/finlora/finlora/runtime/data"
 )
 
 // Comparison puts several models' summaries side by side: one row per (task, metric), one column
@@ -232,4 +235,35 @@ func cut(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// Candidate is one model (or model + adapter) to evaluate under a display name.
+type Candidate struct {
+	Name      string
+	Generator Generator
+}
+
+// EvaluateMany evaluates every candidate on the same task and rows (opts.Model is replaced by
+// each candidate's Name) and compares them, the first candidate being the baseline. The caller
+// owns the results and the comparison (Release each). On an error (or cancellation) the results
+// finished so far are returned with it, and no comparison.
+func EvaluateMany(ctx context.Context, cands []Candidate, task Task, ds *data.Dataset, opts Options) ([]*Result, *Comparison, error) {
+	var results []*Result
+	for _, c := range cands {
+		o := opts
+		o.Model = c.Name
+		res, err := Evaluate(ctx, c.Generator, task, ds, o)
+		if res != nil {
+			results = append(results, res)
+		}
+		if err != nil {
+			return results, nil, err
+		}
+	}
+	sums := make([]Summary, len(results))
+	for i, r := range results {
+		sums[i] = r.Summary
+	}
+	cmp, err := Compare(sums, opts.Allocator)
+	return results, cmp, err
 }

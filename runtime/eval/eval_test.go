@@ -429,3 +429,37 @@ func TestModelGenerator(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+func TestEvaluateMany(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ds, err := data.ReadJSONL("testdata/fiqa_12.jsonl", data.ReadOptions{Allocator: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Release()
+	targets, _ := ds.Strings(data.ColTarget)
+	task, _ := LookupTask("fiqa")
+	base := &scripted{answer: func(int, string) string { return "neutral" }}
+	tuned := &scripted{answer: func(k int, _ string) string { return targets[k] }}
+	results, cmp, err := EvaluateMany(context.Background(), []Candidate{{"base", base}, {"lora", tuned}}, task, ds, Options{Allocator: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cmp.Release()
+	for _, r := range results {
+		defer r.Release()
+	}
+	neutral := 0
+	for _, tg := range targets {
+		if tg == "neutral" {
+			neutral++
+		}
+	}
+	if results[1].Summary.Accuracy != 1 || results[0].Summary.Accuracy != float64(neutral)/float64(len(targets)) {
+		t.Fatalf("accuracies %v %v", results[0].Summary, results[1].Summary)
+	}
+	if cmp.Models[0] != "base" || cmp.Rows[0].Values[1]-cmp.Rows[0].Values[0] != 1-results[0].Summary.Accuracy {
+		t.Fatalf("comparison %+v", cmp.Rows)
+	}
+}
