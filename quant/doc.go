@@ -27,6 +27,16 @@
 //	        SCB               F32 [out]         row absmax of the float16-rounded weight
 //	        weight_format     U8  []            0 (row-major)
 //
-// The streaming quantizer (stream.go) reads a float checkpoint one tensor at a time, so memory
-// stays near the size of the quantized model plus one float32 layer.
+// Entry points:
+//
+//   - Quantize4 / Weight4.Dequantize, QuantizeInt8 / WeightInt8.Dequantize: one matrix.
+//   - ReadWeight4, ReadWeightInt8, Weight4.Tensors, WeightInt8.Tensors: the saved tensors of one
+//     layer (reading validates every part and names the tensor and field at fault).
+//   - QuantizeSource: a float checkpoint (safetensors.Source) to quantized items one tensor at a
+//     time (memory: the quantized model plus one float32 layer); QuantizeCheckpoint writes a whole
+//     transformers/bitsandbytes checkpoint directory (finlora quantize), WriteHF the
+//     safetensors file in the Python library's tensor order.
+//   - DequantizedSource: a bitsandbytes checkpoint seen as float tensors (model.FromSource reads
+//     it); OnLoadSource: a float checkpoint seen as its quantized-then-dequantized self.
+//   - Config, ParseQuantizationConfig, RewriteConfigJSON: config.json's quantization_config.
 package quant
