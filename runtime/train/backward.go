@@ -6,10 +6,13 @@ import (
 	"github.com/finlora/finlora/runtime/tensor"
 )
 
-// linearBackward propagates dy [N, out] through linear `name` of layer l whose input was x:
-// dx (+)= dy'·W + (dxa·A)⊙mask, and accumulates the adapter's gradients
-// dB += s·dy'ᵀ·xa, dA += dxaᵀ·xm with dxa = s·dy'·B; for DoRA dy' = dy⊙mscale and
-// dMagnitude += Σ_rows dy⊙pre / ‖W + s·B·A‖ (the norm a constant, as PEFT detaches it).
+// linearBackward propagates dy [N, out] through linear `name` of layer l whose input was x, and
+// accumulates the adapter's gradients. With dy' = dy (LoRA) or dy⊙mscale (DoRA), dxa = s·dy'·B:
+//
+//	dB += s·dy'ᵀ·xa,  dA += dxaᵀ·xm,  dMagnitude += Σ_rows dy⊙pre / ‖W + s·B·A‖ (DoRA)
+//	dx (+)= dy·W + ((dy' − dy)·W + dxa·A)⊙mask
+//
+// (the (dy'−dy)·W term is DoRA's (mscale−1)⊙x_d·Wᵀ; the norm is a constant, as PEFT detaches it).
 // With accumulate set dx is added to, else overwritten.
 func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.Tensor, acts *layerActs, accumulate bool) error {
 	w := g.base.Layers[l].weight(name)
@@ -17,21 +20,35 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 	if accumulate {
 		beta = 1
 	}
-	la := acts.lin[name]
-	var dm *devModule
-	if la != nil {
-		dm = g.ad.mods[ModulePath(l, name)]
+	if err := g.b.Gemm(dx, dy, w, false, false, 1, beta); err != nil {
+		return fmt.Errorf("train: layer %d %s backward: %w", l, name, err)
 	}
-	if dm != nil && dm.mscale != nil {
-		prod, err := ar.f32(dy.Shape()...)
+	la := acts.lin[name]
+	if la == nil {
+		return nil
+	}
+	dm := g.ad.mods[ModulePath(l, name)]
+	var err error
+	alloc := func(shape ...int) *tensor.Tensor {
 		if err != nil {
-			return err
+			return nil
 		}
+		var t *tensor.Tensor
+		t, err = ar.f32(shape...)
+		return t
+	}
+	tmp, dxa := alloc(dx.Shape()...), alloc(dy.Rows(), dm.mod.R)
+	var prod, col, dyScaled *tensor.Tensor
+	if dm.mscale != nil {
+		prod, col, dyScaled = alloc(dy.Shape()...), alloc(dm.mod.Out), alloc(dy.Shape()...)
+	}
+	if err != nil {
+		return err
+	}
+	// tmp: the branch's input gradient before the mask, (dy'−dy)·W + dxa·A
+	dyB := dy // dy' in the formulas
+	if dm.mscale != nil {
 		if err := g.b.Mul(prod, dy, la.pre); err != nil {
-			return err
-		}
-		col, err := ar.f32(dm.mod.Out)
-		if err != nil {
 			return err
 		}
 		if err := g.bw.SumRows(col, prod, 0); err != nil {
@@ -43,47 +60,38 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 		if err := g.b.Add(dm.dMag, dm.dMag, col, 1); err != nil {
 			return err
 		}
-		scaled, err := ar.f32(dy.Shape()...)
-		if err != nil {
+		dyB = dyScaled
+		if err := g.bw.MulCols(dyB, dy, dm.mscale); err != nil {
 			return err
 		}
-		if err := g.bw.MulCols(scaled, dy, dm.mscale); err != nil {
+		if err := g.b.Add(prod, dyB, dy, -1); err != nil { // dy' − dy
 			return err
 		}
-		dy = scaled
-	}
-	if err := g.b.Gemm(dx, dy, w, false, false, 1, beta); err != nil {
-		return fmt.Errorf("train: layer %d %s backward: %w", l, name, err)
-	}
-	if dm == nil {
-		return nil
+		if err := g.b.Gemm(tmp, prod, w, false, false, 1, 0); err != nil {
+			return err
+		}
 	}
 	s := dm.mod.Scale
-	dxa, err := ar.f32(dy.Rows(), dm.mod.R)
-	if err != nil {
+	if err := g.b.Gemm(dxa, dyB, dm.B, false, false, s, 0); err != nil {
 		return err
 	}
-	if err := g.b.Gemm(dxa, dy, dm.B, false, false, s, 0); err != nil {
-		return err
-	}
-	if err := g.b.Gemm(dm.dB, dy, la.xa, true, false, s, 1); err != nil {
+	if err := g.b.Gemm(dm.dB, dyB, la.xa, true, false, s, 1); err != nil {
 		return fmt.Errorf("train: layer %d %s lora_B grad: %w", l, name, err)
 	}
 	if err := g.b.Gemm(dm.dA, dxa, la.xm, true, false, 1, 1); err != nil {
 		return fmt.Errorf("train: layer %d %s lora_A grad: %w", l, name, err)
 	}
-	if la.mask == nil {
-		return g.b.Gemm(dx, dxa, dm.A, false, false, 1, 1)
+	tbeta := float32(0)
+	if dm.mscale != nil {
+		tbeta = 1
 	}
-	tmp, err := ar.f32(dx.Shape()...)
-	if err != nil {
+	if err := g.b.Gemm(tmp, dxa, dm.A, false, false, 1, tbeta); err != nil {
 		return err
 	}
-	if err := g.b.Gemm(tmp, dxa, dm.A, false, false, 1, 0); err != nil {
-		return err
-	}
-	if err := g.b.Mul(tmp, tmp, la.mask); err != nil {
-		return err
+	if la.mask != nil {
+		if err := g.b.Mul(tmp, tmp, la.mask); err != nil {
+			return err
+		}
 	}
 	return g.b.Add(dx, dx, tmp, 1)
 }

@@ -30,12 +30,47 @@ type microBatch struct {
 	seed    uint64         // dropout stream of this micro-batch
 }
 
+// doraForward turns out = x·Wᵀ into PEFT's DoRA output (bias excluded):
+//
+//	out = x·Wᵀ + (mscale−1)⊙(x_d·Wᵀ) + mscale⊙s·(x_d·Aᵀ)·Bᵀ
+//
+// with x_d the dropped-out input (x without dropout, when this is mscale⊙(x·Wᵀ + s·x·Aᵀ·Bᵀ)). It
+// saves pre = x_d·Wᵀ + s·x_d·Aᵀ·Bᵀ for the magnitude's gradient.
+func (g *graph) doraForward(ar *arena, dm *devModule, la *linActs, w, out *tensor.Tensor) error {
+	var err error
+	if la.pre, err = ar.f32(out.Shape()...); err != nil {
+		return err
+	}
+	if la.mask != nil {
+		err = g.b.Gemm(la.pre, la.xm, w, false, true, 1, 0)
+	} else {
+		err = g.b.Copy(la.pre, out)
+	}
+	if err != nil {
+		return err
+	}
+	if err := g.b.Add(out, out, la.pre, -1); err != nil { // x·Wᵀ − x_d·Wᵀ
+		return err
+	}
+	if err := g.b.Gemm(la.pre, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
+		return err
+	}
+	scaled, err := ar.f32(out.Shape()...)
+	if err != nil {
+		return err
+	}
+	if err := g.bw.MulCols(scaled, la.pre, dm.mscale); err != nil {
+		return err
+	}
+	return g.b.Add(out, out, scaled, 1)
+}
+
 // linActs are the saved activations of one LoRA-adapted linear layer.
 type linActs struct {
 	xm   *tensor.Tensor // the LoRA branch input x⊙mask [N, in] (x itself without dropout)
 	mask *tensor.Tensor // dropout mask [N, in] (values 0 or 1/(1−p)); nil without dropout
 	xa   *tensor.Tensor // xm·Aᵀ [N, r]
-	pre  *tensor.Tensor // DoRA: x·Wᵀ + s·xa·Bᵀ [N, out] before the magnitude scaling; nil otherwise
+	pre  *tensor.Tensor // DoRA: xm·Wᵀ + s·xa·Bᵀ [N, out] before the magnitude scaling; nil otherwise
 }
 
 // layerActs are the saved activations of one decoder layer.
@@ -98,19 +133,12 @@ func (g *graph) linear(ar *arena, mb *microBatch, l int, name string, x, out *te
 			if err := g.b.Gemm(la.xa, la.xm, dm.A, false, true, 1, 0); err != nil {
 				return fmt.Errorf("train: layer %d %s lora_A: %w", l, name, err)
 			}
-			if err := g.b.Gemm(out, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
-				return fmt.Errorf("train: layer %d %s lora_B: %w", l, name, err)
-			}
-			if dm.mscale != nil {
-				if la.pre, err = ar.f32(out.Shape()...); err != nil {
-					return err
+			if dm.mscale == nil {
+				if err := g.b.Gemm(out, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
+					return fmt.Errorf("train: layer %d %s lora_B: %w", l, name, err)
 				}
-				if err := g.b.Copy(la.pre, out); err != nil {
-					return err
-				}
-				if err := g.bw.MulCols(out, out, dm.mscale); err != nil {
-					return err
-				}
+			} else if err := g.doraForward(ar, dm, la, w, out); err != nil {
+				return fmt.Errorf("train: layer %d %s DoRA: %w", l, name, err)
 			}
 			acts.lin[name] = la
 		}

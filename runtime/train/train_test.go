@@ -354,6 +354,8 @@ func TestGradientFiniteDifferences(t *testing.T) {
 		}
 	}
 	directional(t, llama, dora, rows, "llama DoRA q/k/v")
+	dora.Config.LoraDropout = 0.2
+	directional(t, llama, dora, rows, "llama DoRA q/k/v with dropout 0.2")
 
 	qwen, err := LoadBase(cpu.New(0), "testdata/tiny-qwen3")
 	if err != nil {

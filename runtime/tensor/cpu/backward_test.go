@@ -303,3 +303,44 @@ func TestSumRowsMulCols(t *testing.T) {
 		t.Errorf("sum squares %g, want %g", ss, want2)
 	}
 }
+
+// The backward of Rope is Rope with the table −sin (as tensor.Ops.Rope documents).
+func TestRopeBackward(t *testing.T) {
+	b := New(2)
+	g := rand.New(rand.NewPCG(11, 12))
+	B, T, H, D, P := 2, 3, 2, 6, 5
+	n := B * T * H * D
+	cos, sin := make([]float64, P*D/2), make([]float64, P*D/2)
+	for i := range cos {
+		a := g.Float64() * 6
+		cos[i], sin[i] = math.Cos(a), math.Sin(a)
+	}
+	pos := []int32{0, 2, 4, 1, 3, 0}
+	ref := func(x []float64) []float64 {
+		y := make([]float64, n)
+		for bt := 0; bt < B*T; bt++ {
+			p := int(pos[bt])
+			for h := 0; h < H; h++ {
+				o := (bt*H + h) * D
+				for i := 0; i < D/2; i++ {
+					c, s := cos[p*D/2+i], sin[p*D/2+i]
+					y[o+i] = x[o+i]*c - x[o+i+D/2]*s
+					y[o+i+D/2] = x[o+i+D/2]*c + x[o+i]*s
+				}
+			}
+		}
+		return y
+	}
+	x, dy := randVec(g, n, 1), randVec(g, n, 1)
+	want := numGrad(x, dy, ref)
+	negSin := make([]float64, len(sin))
+	for i, v := range sin {
+		negSin[i] = -v
+	}
+	d := tens(t, b, []int{B, T, H, D}, dy)
+	pt, _ := b.FromInt32([]int{B, T}, pos)
+	if err := b.Rope(d, pt, tens(t, b, []int{P, D / 2}, cos), tens(t, b, []int{P, D / 2}, negSin)); err != nil {
+		t.Fatal(err)
+	}
+	closeTo(t, "rope backward", host(t, b, d), want, 1e-5)
+}
