@@ -13,6 +13,14 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// The pure-Go kernels (used where AVX2 is missing) pass the suite too.
+func TestConformanceGoKernels(t *testing.T) {
+	saved := haveAVX2
+	haveAVX2 = false
+	defer func() { haveAVX2 = saved }()
+	tensortest.Run(t, New(2))
+}
+
 func TestRegistry(t *testing.T) {
 	b, err := tensor.Get("cpu")
 	if err != nil {

@@ -67,6 +67,10 @@ func (b *Backend) gemmNT(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, b
 		nt, mb := task/mBlocks, task%mBlocks
 		n0, n1 := nt*tileN, min((nt+1)*tileN, n)
 		m0, m1 := mb*tileM, min((mb+1)*tileM, m)
+		if !isF32 && haveAVX2 && k > 0 && m1-m0 <= directRows && w.DType() == tensor.BF16 {
+			gemmNTDirectBF16(o, a, w.Data().([]uint16), m0, m1, n0, n1, n, k, alpha, beta)
+			return
+		}
 		var wt []float32
 		if isF32 {
 			wt = w.Data().([]float32)[n0*k : n1*k]
@@ -97,6 +101,35 @@ func (b *Backend) gemmNT(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, b
 	})
 }
 
+// directRows is the row count of a below which BF16 weights are read in place by the assembly
+// kernel rather than widened into a float32 tile (decode steps have one row per sequence).
+const directRows = 4
+
+// gemmNTDirectBF16 is gemmNT's inner loops over rows [m0, m1) and weight rows [n0, n1) of a BF16
+// weight read in place.
+func gemmNTDirectBF16(o, a []float32, w []uint16, m0, m1, n0, n1, n, k int, alpha, beta float32) {
+	for i := m0; i < m1; i++ {
+		x := a[i*k : (i+1)*k]
+		orow := o[i*n : (i+1)*n]
+		j := n0
+		for ; j+4 <= n1; j += 4 {
+			r := w[j*k : (j+4)*k]
+			s0, s1, s2, s3 := dot4BF16AVX2(&x[0], &r[0], &r[k], &r[2*k], &r[3*k], k)
+			store(orow, j, s0, alpha, beta)
+			store(orow, j+1, s1, alpha, beta)
+			store(orow, j+2, s2, alpha, beta)
+			store(orow, j+3, s3, alpha, beta)
+		}
+		for ; j < n1; j++ {
+			var s float32
+			for p, h := range w[j*k : (j+1)*k] {
+				s += x[p] * tensor.BF16ToFloat32(h)
+			}
+			store(orow, j, s, alpha, beta)
+		}
+	}
+}
+
 func store(row []float32, j int, s, alpha, beta float32) {
 	if beta == 0 {
 		row[j] = alpha * s
@@ -105,10 +138,14 @@ func store(row []float32, j int, s, alpha, beta float32) {
 	}
 }
 
-// dot4 returns the dot products of x with four rows at once (x loaded once per step).
+// dot4 returns the dot products of x with four rows at once (x loaded once per step), in
+// assembly (AVX2 + FMA) where the CPU has it.
 func dot4(x, w0, w1, w2, w3 []float32) (s0, s1, s2, s3 float32) {
 	n := len(x)
 	w0, w1, w2, w3 = w0[:n], w1[:n], w2[:n], w3[:n]
+	if haveAVX2 && n > 0 {
+		return dot4F32AVX2(&x[0], &w0[0], &w1[0], &w2[0], &w3[0], n)
+	}
 	for i, v := range x {
 		s0 += v * w0[i]
 		s1 += v * w1[i]

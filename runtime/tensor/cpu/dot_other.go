@@ -1,0 +1,14 @@
+//go:build !amd64
+
+package cpu
+
+// haveAVX2 is false off amd64: the Go kernels run.
+var haveAVX2 = false
+
+func dot4F32AVX2(x, w0, w1, w2, w3 *float32, n int) (s0, s1, s2, s3 float32) {
+	panic("cpu: no assembly kernels on this architecture")
+}
+
+func dot4BF16AVX2(x *float32, w0, w1, w2, w3 *uint16, n int) (s0, s1, s2, s3 float32) {
+	panic("cpu: no assembly kernels on this architecture")
+}
