@@ -34,7 +34,9 @@ var _ Source = (*File)(nil)
 // Open maps the safetensors file at path read-only and validates its header (length at most
 // MaxHeaderBytes and inside the file, JSON well formed, "__metadata__" a string map, every dtype
 // known, every data range inside the data section and sized shape x dtype size, ranges not
-// overlapping). Tensor data is not touched until asked for. The caller must Close the File.
+// overlapping). Tensor data is not touched until asked for. The caller must Close the File, and
+// the file must not be truncated or rewritten in place while it is open (reads would fault);
+// replacing it by rename, as Write does, is safe.
 func Open(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {

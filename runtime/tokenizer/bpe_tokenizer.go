@@ -28,8 +28,8 @@ var _ Tokenizer = (*BPE)(nil)
 // VocabSize is the largest id + 1 (model vocabulary and added tokens).
 func (t *BPE) VocabSize() int { return t.vocabSize }
 
-// BOS is the tokenizer_config.json bos_token (or, without that file, the first token the
-// post-processor adds), -1 if none.
+// BOS is the tokenizer_config.json bos_token (when that file does not name one, and does not set it
+// to null, the first token the post-processor adds), -1 if none.
 func (t *BPE) BOS() int { return t.bos }
 
 // EOS returns tokenizer_config.json's eos_token first, then the other eos_token_id values of
@@ -148,7 +148,9 @@ func runSplit(p splitPattern, s string, emit func(string)) {
 // Decode concatenates the text of ids (the ByteLevel decoder of HF tokenizers); with skipSpecial,
 // added tokens marked special are left out; ids outside the vocabulary are skipped. The result holds
 // the raw bytes: where ids cut a UTF-8 character (e.g. a prefix of generated ids), the bytes are
-// kept as they are rather than replaced by U+FFFD as HF does.
+// kept as they are rather than replaced by U+FFFD as HF does. As HF tokenizers' decode (and unlike
+// transformers with clean_up_tokenization_spaces), no spaces are removed, so Decode(Encode(x)) == x
+// for a tokenizer without normalizer.
 func (t *BPE) Decode(ids []int, skipSpecial bool) string {
 	var b strings.Builder
 	for _, id := range ids {

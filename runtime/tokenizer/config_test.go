@@ -251,3 +251,26 @@ func TestLoadRejects(t *testing.T) {
 		t.Error("LoadDir of an empty dir: no error")
 	}
 }
+
+func TestBOSFallback(t *testing.T) {
+	s := synth{added: []addedToken{{ID: 1000, Content: "<bos>", Special: true}},
+		post: `{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<bos>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],
+		"special_tokens":{"<bos>":{"id":"<bos>","ids":[1000],"tokens":["<bos>"]}}}`}
+	cases := []struct {
+		cfg  string
+		want int
+	}{
+		{"", 1000},                      // no tokenizer_config.json
+		{`{"eos_token":"<bos>"}`, 1000}, // config without bos_token
+		{`{"bos_token":null}`, -1},      // explicitly none
+		{`{"bos_token":"a"}`, 'a'},      // configured
+	}
+	for _, c := range cases {
+		if got := mustLoad(t, s, c.cfg, "").BOS(); got != c.want {
+			t.Errorf("config %q: BOS %d, want %d", c.cfg, got, c.want)
+		}
+	}
+	if got := mustLoad(t, synth{}, "", "").BOS(); got != -1 {
+		t.Errorf("no template, no config: BOS %d", got)
+	}
+}

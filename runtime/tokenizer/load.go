@@ -532,8 +532,9 @@ func (t *BPE) applyConfig(configJSON, generationJSON []byte) error {
 				}
 			}
 		}
-	} else if len(t.prefix) > 0 {
-		t.bos = t.prefix[0]
+	}
+	if t.bos < 0 && len(t.prefix) > 0 && !explicitNullBOS(configJSON) {
+		t.bos = t.prefix[0] // no bos_token configured: the token the post-processor puts first
 	}
 	if len(generationJSON) > 0 {
 		var gen struct {
@@ -563,4 +564,14 @@ func containsInt(l []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// explicitNullBOS reports whether tokenizer_config.json says "bos_token": null (as Qwen's does).
+func explicitNullBOS(configJSON []byte) bool {
+	var cfg map[string]json.RawMessage
+	if json.Unmarshal(configJSON, &cfg) != nil {
+		return false
+	}
+	v, ok := cfg["bos_token"]
+	return ok && string(bytes.TrimSpace(v)) == "null"
 }
