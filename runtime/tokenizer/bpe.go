@@ -25,8 +25,8 @@ type bpeModel struct {
 	unkID        int32 // -1 if none
 	byteFallback [256]int32
 
-	cache   sync.Map     // raw piece (string) -> []int32 ids
-	cached  atomic.Int64 // entries stored since the last clear
+	cache  sync.Map     // raw piece (string) -> []int32 ids
+	cached atomic.Int64 // entries stored since the last clear
 }
 
 // maxCacheEntries bounds the per-word cache; it is cleared when full.
