@@ -44,6 +44,13 @@ func MetricsRecord(ms []StepMetrics) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
+// MetricsTable returns the metrics as an Arrow table of MetricsSchema; the caller Releases it.
+func MetricsTable(ms []StepMetrics) arrow.Table {
+	rec := MetricsRecord(ms)
+	defer rec.Release()
+	return array.NewTableFromRecords(MetricsSchema, []arrow.RecordBatch{rec})
+}
+
 // WriteMetrics writes the metrics log to path: Parquet when the name ends in ".parquet", else an
 // Arrow IPC file. The file is written to a temporary name and renamed into place.
 func WriteMetrics(path string, ms []StepMetrics) error {

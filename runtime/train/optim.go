@@ -1,11 +1,3 @@
-// Package train finetunes LoRA adapters of a Llama-family decoder: the training forward and its
-// hand-written backward (gradients for adapter weights only, the base frozen), HF's masked
-// next-token cross-entropy, AdamW with PyTorch semantics, transformers' LR schedules, gradient
-// accumulation and clipping, seeded LoRA dropout, atomic checkpoints that resume to the identical
-// next step, and a metrics log as an Arrow table.
-//
-// Vocabulary: a "step" is one optimizer step; a "micro-batch" is one forward/backward of
-// BatchSize rows; GradAccum micro-batches make one step.
 package train
 
 import (

@@ -427,3 +427,33 @@ func TestLossMatchesModelForward(t *testing.T) {
 		t.Errorf("training loss %.7f, model forward %.7f", got, want)
 	}
 }
+
+// Gradient checkpointing gives the same gradients with a lower activation peak.
+func TestGradientCheckpointingMemory(t *testing.T) {
+	rows := rows4(t)
+	var peaks [2]int64
+	var grads [2]map[string][]float32
+	for i, rc := range []bool{false, true} {
+		b := cpu.New(0)
+		base, err := LoadBase(b, "testdata/tiny-llama")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := b.MemStats().Current
+		a := startAdapter(t, fixtures[1], 0.1)
+		if _, grads[i], err = Gradients(base, a, rows, rc); err != nil {
+			t.Fatal(err)
+		}
+		peaks[i] = b.MemStats().Peak - before
+		base.Close()
+	}
+	t.Logf("activation peak: %d bytes stored, %d bytes with recomputation", peaks[0], peaks[1])
+	if peaks[1] >= peaks[0] {
+		t.Errorf("recomputation did not lower the peak: %d vs %d bytes", peaks[1], peaks[0])
+	}
+	for n, g := range grads[0] {
+		if !reflect.DeepEqual(g, grads[1][n]) {
+			t.Errorf("%s: gradients differ with recomputation (rel %g)", n, relErr(grads[1][n], g))
+		}
+	}
+}
