@@ -75,6 +75,18 @@ func (m *bpeModel) bpe(piece string) []int32 {
 	if len(syms) < 2 {
 		return syms
 	}
+	if len(syms) > longWord {
+		return m.mergeHeap(syms)
+	}
+	return m.mergeScan(syms)
+}
+
+// longWord is the symbol count above which merging uses a heap (O(n log n)) rather than
+// repeated scans (O(n²), faster for the short words that make up nearly all text).
+const longWord = 48
+
+// mergeScan merges syms in place by repeated scans for the lowest-rank pair.
+func (m *bpeModel) mergeScan(syms []int32) []int32 {
 	const none = math.MaxInt32
 	ranks := make([]int32, len(syms)-1)
 	rankAt := func(p int) int32 {
@@ -107,4 +119,91 @@ func (m *bpeModel) bpe(piece string) []int32 {
 		}
 	}
 	return syms
+}
+
+// heapItem is a candidate merge of the symbols at pos and the next live one, valid while they still
+// hold left and right.
+type heapItem struct {
+	rank, pos, left, right int32
+}
+
+func (a heapItem) less(b heapItem) bool { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos) }
+
+// mergeHeap merges syms as mergeScan does, with a priority queue ordered by (rank, position) and a
+// linked list of live symbols, as HF tokenizers' Word::merge_all.
+func (m *bpeModel) mergeHeap(syms []int32) []int32 {
+	n := int32(len(syms))
+	prev := make([]int32, n)
+	next := make([]int32, n)
+	for i := range n {
+		prev[i], next[i] = i-1, i+1
+	}
+	var h []heapItem
+	push := func(it heapItem) {
+		h = append(h, it)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !h[i].less(h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+	}
+	pop := func() heapItem {
+		top := h[0]
+		last := len(h) - 1
+		h[0] = h[last]
+		h = h[:last]
+		for i := 0; ; {
+			l, r, s := 2*i+1, 2*i+2, i
+			if l < len(h) && h[l].less(h[s]) {
+				s = l
+			}
+			if r < len(h) && h[r].less(h[s]) {
+				s = r
+			}
+			if s == i {
+				break
+			}
+			h[i], h[s] = h[s], h[i]
+			i = s
+		}
+		return top
+	}
+	candidate := func(p int32) {
+		q := next[p]
+		if q >= n {
+			return
+		}
+		if r, ok := m.merges[pairKey(syms[p], syms[q])]; ok {
+			push(heapItem{rank: r.rank, pos: p, left: syms[p], right: syms[q]})
+		}
+	}
+	for i := int32(0); i+1 < n; i++ {
+		candidate(i)
+	}
+	for len(h) > 0 {
+		it := pop()
+		p := it.pos
+		q := next[p]
+		if syms[p] != it.left || q >= n || syms[q] != it.right {
+			continue // stale: one side was merged since
+		}
+		syms[p] = m.merges[pairKey(it.left, it.right)].id
+		syms[q] = -1
+		next[p] = next[q]
+		if next[q] < n {
+			prev[next[q]] = p
+		}
+		if prev[p] >= 0 {
+			candidate(prev[p])
+		}
+		candidate(p)
+	}
+	out := syms[:0]
+	for i := int32(0); i < n; i = next[i] {
+		out = append(out, syms[i])
+	}
+	return out
 }
