@@ -380,51 +380,65 @@ func TestGradientFiniteDifferences(t *testing.T) {
 	directional(t, qwen, qa, rows, "qwen3 rsLoRA all linears")
 }
 
-// The training forward agrees with runtime/model's inference forward with the adapter attached.
+// The training forward agrees with runtime/model's inference forward with the adapter attached
+// (lora.Attach), for LoRA and DoRA.
 func TestLossMatchesModelForward(t *testing.T) {
 	base := loadTiny(t)
-	rows := rows4(t)[:2]
-	a, _ := lora.Load(filepath.Join(fixtures[1], "adapter_end"))
-	got, err := Loss(base, a, rows)
-	if err != nil {
-		t.Fatal(err)
+	rows := rows4(t)[:3]
+	lor, _ := lora.Load(filepath.Join(fixtures[1], "adapter_end"))
+	dora, _ := lora.Load(filepath.Join(fixtures[1], "adapter_end"))
+	dora.Config.UseDoRA = true
+	for _, m := range dora.Modules {
+		w, _ := base.weightOf(m.Path)
+		wf, _ := base.Backend.ToFloat32(w)
+		m.Magnitude = m.WeightNorm(wf)
+		for i := range m.Magnitude {
+			m.Magnitude[i] *= 1 + 0.3*float32(math.Cos(float64(i)))
+		}
 	}
-	detach, err := lora.Attach(base.Model, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer detach()
-	var sum float64
-	count := 0
-	for _, r := range rows {
-		lg, err := base.Model.Forward(context.Background(), model.Input{IDs: r.InputIDs, B: 1}, nil)
+	for name, a := range map[string]*lora.Adapter{"lora": lor, "dora": dora} {
+		got, err := Loss(base, a, rows)
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, _ := base.Backend.ToFloat32(lg)
-		lg.Free()
-		V := base.Arch.Vocab
-		for pos := 0; pos+1 < len(r.InputIDs); pos++ {
-			l := r.Labels[pos+1]
-			if l == IgnoreIndex {
-				continue
-			}
-			row := v[pos*V : (pos+1)*V]
-			mx := math.Inf(-1)
-			for _, x := range row {
-				mx = math.Max(mx, float64(x))
-			}
-			var z float64
-			for _, x := range row {
-				z += math.Exp(float64(x) - mx)
-			}
-			sum += mx + math.Log(z) - float64(row[l])
-			count++
+		detach, err := lora.Attach(base.Model, a)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	want := sum / float64(count)
-	if math.Abs(got-want) > 1e-5*want {
-		t.Errorf("training loss %.7f, model forward %.7f", got, want)
+		var sum float64
+		count := 0
+		for _, r := range rows {
+			lg, err := base.Model.Forward(context.Background(), model.Input{IDs: r.InputIDs, B: 1}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := base.Backend.ToFloat32(lg)
+			lg.Free()
+			V := base.Arch.Vocab
+			for pos := 0; pos+1 < len(r.InputIDs); pos++ {
+				l := r.Labels[pos+1]
+				if l == IgnoreIndex {
+					continue
+				}
+				row := v[pos*V : (pos+1)*V]
+				mx := math.Inf(-1)
+				for _, x := range row {
+					mx = math.Max(mx, float64(x))
+				}
+				var z float64
+				for _, x := range row {
+					z += math.Exp(float64(x) - mx)
+				}
+				sum += mx + math.Log(z) - float64(row[l])
+				count++
+			}
+		}
+		detach()
+		want := sum / float64(count)
+		t.Logf("%s: training loss %.7f, model forward %.7f", name, got, want)
+		if math.Abs(got-want) > 1e-5*want {
+			t.Errorf("%s: training loss %.7f, model forward %.7f", name, got, want)
+		}
 	}
 }
 
@@ -455,5 +469,48 @@ func TestGradientCheckpointingMemory(t *testing.T) {
 		if !reflect.DeepEqual(g, grads[1][n]) {
 			t.Errorf("%s: gradients differ with recomputation (rel %g)", n, relErr(grads[1][n], g))
 		}
+	}
+}
+
+// Biases on every linear (Qwen2 has q/k/v biases, Llama's attention_bias/mlp_bias) and a sliding
+// window (Mistral, Qwen2/3 window layers) go through forward and backward consistently.
+func TestGradientBiasAndWindow(t *testing.T) {
+	base := loadTiny(t)
+	b := base.Backend
+	g := rand.New(rand.NewPCG(3, 3))
+	for l := range base.Layers {
+		for i, w := range base.Layers[l].W {
+			v := make([]float32, w.Dim(0))
+			for j := range v {
+				v[j] = float32(g.NormFloat64() * 0.05)
+			}
+			bt, err := b.FromFloat32(tensor.F32, []int{w.Dim(0)}, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bt.Free()
+			base.Layers[l].Bias[i] = bt
+		}
+		base.Layers[l].Window = 5
+	}
+	rows := rows4(t)
+	directional(t, base, startAdapter(t, fixtures[1], 0), rows, "llama with biases and a window of 5")
+	dora := startAdapter(t, fixtures[0], 0.1)
+	dora.Config.UseDoRA = true
+	for _, m := range dora.Modules {
+		w, _ := base.weightOf(m.Path)
+		wf, _ := b.ToFloat32(w)
+		m.Magnitude = m.WeightNorm(wf)
+	}
+	directional(t, base, dora, rows, "DoRA with biases and dropout")
+	// the window changes the loss (it is not ignored)
+	a := startAdapter(t, fixtures[1], 0)
+	lw, _ := Loss(base, a, rows)
+	for l := range base.Layers {
+		base.Layers[l].Window = 0
+	}
+	lf, _ := Loss(base, a, rows)
+	if lw == lf {
+		t.Error("the sliding window did not change the loss")
 	}
 }
