@@ -127,7 +127,9 @@ type heapItem struct {
 	rank, pos, left, right int32
 }
 
-func (a heapItem) less(b heapItem) bool { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos) }
+func (a heapItem) less(b heapItem) bool {
+	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos)
+}
 
 // mergeHeap merges syms as mergeScan does, with a priority queue ordered by (rank, position) and a
 // linked list of live symbols, as HF tokenizers' Word::merge_all.
