@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -138,8 +140,32 @@ func (f *File) Float32(name string) ([]float32, error) {
 	}
 	t := f.hdr.infos[name]
 	out := make([]float32, (t.End-t.Begin)/int64(t.DType.Size()))
-	decodeFloat32(t.DType, b, out)
+	decodeParallel(t.DType, b, out)
 	return out, nil
+}
+
+// parallelMin is the element count above which Float32 decodes on several goroutines.
+const parallelMin = 1 << 20
+
+// decodeParallel is decodeFloat32 split into chunks over GOMAXPROCS goroutines for large tensors.
+func decodeParallel(d DType, data []byte, dst []float32) {
+	workers := runtime.GOMAXPROCS(0)
+	if len(dst) < parallelMin || workers < 2 {
+		decodeFloat32(d, data, dst)
+		return
+	}
+	size := d.Size()
+	chunk := (len(dst) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(dst); lo += chunk {
+		hi := min(lo+chunk, len(dst))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			decodeFloat32(d, data[lo*size:hi*size], dst[lo:hi])
+		}()
+	}
+	wg.Wait()
 }
 
 var errClosed = errors.New("file is closed")

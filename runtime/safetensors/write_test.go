@@ -219,3 +219,30 @@ func TestWriteRejects(t *testing.T) {
 		t.Errorf("leftover files: %v", entries)
 	}
 }
+
+// TestFloat32Large decodes a tensor big enough for the parallel path and compares it with the
+// single-threaded conversion of every element.
+func TestFloat32Large(t *testing.T) {
+	n := parallelMin + 12345
+	data := make([]byte, 2*n)
+	rand.New(rand.NewSource(5)).Read(data)
+	path := filepath.Join(t.TempDir(), "big.safetensors")
+	if err := Write(path, []Tensor{{Name: "w", DType: BF16, Shape: []int{n}, Data: data}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := f.Float32("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		want := BF16ToFloat32(binary.LittleEndian.Uint16(data[2*i:]))
+		if got[i] != want && !(got[i] != got[i] && want != want) {
+			t.Fatalf("element %d: %v, want %v", i, got[i], want)
+		}
+	}
+}
