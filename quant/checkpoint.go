@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unsafe"
 
 	st "github.com/finlora/finlora/runtime/safetensors"
 )
@@ -53,10 +54,11 @@ func (w *Weight4) Tensors(name string) []st.Tensor {
 
 // Tensors returns the tensors transformers saves for this int8 weight under weight name name:
 // the I8 weight, "<module>.SCB" (F32 [rows]) and "<module>.weight_format" (U8 scalar 0: row-major).
+// The weight's Data aliases q.Q.
 func (q *WeightInt8) Tensors(name string) []st.Tensor {
-	data := make([]byte, len(q.Q))
-	for i, v := range q.Q {
-		data[i] = byte(v)
+	var data []byte
+	if len(q.Q) > 0 {
+		data = unsafe.Slice((*byte)(unsafe.Pointer(&q.Q[0])), len(q.Q)) // same bytes, no copy
 	}
 	return []st.Tensor{
 		{Name: name, DType: st.I8, Shape: []int{q.Rows, q.Cols}, Data: data},

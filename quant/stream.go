@@ -2,7 +2,9 @@ package quant
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 
 	st "github.com/finlora/finlora/runtime/safetensors"
@@ -53,6 +55,7 @@ func QuantizeSource(ctx context.Context, src st.Source, c Config, emit func(Item
 	if err := c.Check(); err != nil {
 		return err
 	}
+	var buf []float32 // one float32 layer, reused
 	for _, name := range src.Names() {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("quantize: stopped before %s: %w", name, err)
@@ -66,10 +69,12 @@ func QuantizeSource(ctx context.Context, src st.Source, c Config, emit func(Item
 			}
 			item.Tensors = []st.Tensor{{Name: name, DType: info.DType, Shape: info.Shape, Data: b}}
 		} else {
-			w, err := src.Float32(name)
+			raw, err := src.Bytes(name)
 			if err != nil {
 				return fmt.Errorf("quantize: read %s: %w", name, err)
 			}
+			buf = decodeFloat(info.DType, raw, buf)
+			w := buf
 			if c.Format == FormatInt8 {
 				item.Int8, err = QuantizeInt8(w, info.Shape[0], info.Shape[1])
 				if err == nil {
@@ -91,4 +96,30 @@ func QuantizeSource(ctx context.Context, src st.Source, c Config, emit func(Item
 		}
 	}
 	return nil
+}
+
+// decodeFloat decodes little-endian F32/BF16/F16 data into buf (grown when short) and returns it.
+func decodeFloat(dt st.DType, raw []byte, buf []float32) []float32 {
+	n := len(raw) / dt.Size()
+	if cap(buf) < n {
+		buf = make([]float32, n)
+	}
+	buf = buf[:n]
+	switch dt {
+	case st.F32:
+		for i := range buf {
+			buf[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+	case st.BF16:
+		for i := range buf {
+			buf[i] = st.BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+	case st.F16:
+		for i := range buf {
+			buf[i] = st.F16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+	default:
+		panic("quant: decodeFloat: unsupported dtype " + string(dt)) // ShouldQuantize admits only these
+	}
+	return buf
 }
