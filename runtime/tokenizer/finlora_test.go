@@ -1,0 +1,60 @@
+package tokenizer
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestFinLoRARoundTrip encodes every context and target of the FinLoRA test and train files in
+// ../shared (skipped when absent) and checks decode(encode(x)) == x and that no id leaves the
+// vocabulary. The ids themselves are checked against HF in TestLlama31MatchesHF.
+func TestFinLoRARoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("../../../shared/data/finlora/*/*.jsonl")
+	if len(files) == 0 {
+		t.Skip("../shared/data/finlora not found")
+	}
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	tk := llama(t)
+	texts, bytes := 0, 0
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<26)
+		for line := 1; sc.Scan(); line++ {
+			var row map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+				t.Fatalf("%s:%d: %v", path, line, err)
+			}
+			for _, field := range []string{"context", "target"} {
+				s, ok := row[field].(string)
+				if !ok {
+					continue
+				}
+				ids := tk.Encode(s, true)
+				for _, id := range ids {
+					if id < 0 || id >= tk.VocabSize() {
+						t.Fatalf("%s:%d %s: id %d out of range", path, line, field, id)
+					}
+				}
+				if got := tk.Decode(ids[1:], false); got != s {
+					t.Errorf("%s:%d %s: round trip differs", path, line, field)
+				}
+				texts++
+				bytes += len(s)
+			}
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	t.Logf("%d texts, %d bytes from %d files", texts, bytes, len(files))
+}
