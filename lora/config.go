@@ -339,7 +339,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// patternFor returns the value of the first pattern key matching path as PEFT does (a key matches
+// patternKey returns the value of the first pattern key matching path as PEFT does (a key matches
 // when the path is the key or ends with "."+key; keys are tried longest first so the most specific
 // wins), and whether one matched.
 func patternKey[V any](pat map[string]V, path string) (V, bool) {
