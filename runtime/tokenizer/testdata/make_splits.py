@@ -18,6 +18,13 @@ fixed = [
 alphabet = list(" \t\n\r\u3000\u00a0") + list("aZé日ſ") + list("0912²Ⅻ") + list("'.,!?-$(%—’") + ["\u0301", "😀"]
 random.seed(7)
 rand = ["".join(random.choice(alphabet) for _ in range(random.randint(1, 24))) for _ in range(600)]
+# A wider alphabet: other Unicode spaces (NEL, line/paragraph separators, ideographic and thin spaces,
+# vertical tab, form feed), format characters (ZWSP, BOM, Mongolian vowel separator), modifier
+# letters, marks, letter-numbers, other numbers, currency and math symbols, Arabic, Devanagari, Hangul.
+alphabet2 = list("\x85\u2028\u2029\u2009\u200a\u205f\u1680\x0b\x0c\u200b\ufeff\u180e") + \
+    list("ʰˆ\u0300\u0903ⅫⅣ①¼๓\u0663€£¥∑≠«»¿¡٫") + list("مرحبانमस्तेहं한국어") + list(" \n'sStT0a")
+random.seed(11)
+rand += ["".join(random.choice(alphabet2) for _ in range(random.randint(1, 20))) for _ in range(800)]
 out = []
 for s in fixed + rand:
     row = {"text": s}
