@@ -11,7 +11,12 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/finlora/finlora/runtime/tokenizer"
 )
+
+// The runtime's tokenizers satisfy the local interface.
+var _ Tokenizer = tokenizer.Tokenizer(nil)
 
 // byteTok is a test tokenizer: one id per byte (byte+3), BOS=1, EOS=2.
 type byteTok struct{}
