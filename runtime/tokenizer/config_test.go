@@ -223,7 +223,7 @@ func TestLoadRejects(t *testing.T) {
 		{"model type", func(m map[string]any) { m["model"].(map[string]any)["type"] = "WordPiece" }, "WordPiece"},
 		{"metaspace", func(m map[string]any) {
 			m["pre_tokenizer"] = map[string]any{"type": "Metaspace", "replacement": "▁"}
-		}, "Metaspace"},
+		}, "SentencePiece-style"},
 		{"unknown regex", func(m map[string]any) {
 			m["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\w+`}, "behavior": "Isolated"}
 		}, `\\w+`},
