@@ -143,7 +143,7 @@ func Load(tokenizerJSON, configJSON, generationJSON []byte) (*BPE, error) {
 	if bytes.Contains(tj.PreTokenizer, []byte(`"Metaspace"`)) || bytes.Contains(tj.Normalizer, []byte(`"Prepend"`)) ||
 		bytes.Contains(tj.Decoder, []byte(`"ByteFallback"`)) {
 		return nil, fmt.Errorf("tokenizer.json: a SentencePiece-style vocabulary (Metaspace/▁, byte fallback: Llama 2, " +
-			"Mistral v0.1-v0.3) is not supported by this byte-level BPE loader; load the model's GGUF tokenizer instead")
+			"Mistral v0.1-v0.3) is not supported yet by this byte-level BPE loader (GGUF files of such models load with LoadGGUF)")
 	}
 	if tj.Model.Type != "BPE" && tj.Model.Type != "" {
 		return nil, fmt.Errorf("tokenizer.json: model type %q not supported (only BPE)", tj.Model.Type)
