@@ -261,6 +261,10 @@ func (k *Kernel) publishStatus(state string, parent *Message) {
 	k.publish("status", parent, map[string]string{"execution_state": state})
 }
 
+// Interrupt cancels the running cell's context, as an interrupt_request does (for a SIGINT
+// handler); it reports whether a cell was running.
+func (k *Kernel) Interrupt() bool { return k.cancelCell() }
+
 // setCell records the cancel function of the running cell (nil when it ends).
 func (k *Kernel) setCell(cancel context.CancelFunc) {
 	k.cellMu.Lock()
