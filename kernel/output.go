@@ -152,9 +152,9 @@ func (k *Kernel) mimeBundle(data map[string]any) map[string]any {
 // discardOutput is the Output of user_expressions: everything is dropped, input refused.
 type discardOutput struct{}
 
-func (discardOutput) Stream(string, string)                             {}
+func (discardOutput) Stream(string, string)                                {}
 func (discardOutput) Display(map[string]any, map[string]any, string, bool) {}
-func (discardOutput) ClearOutput(bool)                                  {}
+func (discardOutput) ClearOutput(bool)                                     {}
 func (discardOutput) Input(string, bool) (string, error) {
 	return "", errors.New("input: not available in user_expressions")
 }
