@@ -173,3 +173,69 @@ bf16done:
 	VMOVSS X3, s3+60(FP)
 	VZEROUPPER
 	RET
+
+// func kern4x16AVX2(a *float32, lda int, w *float32, ldw int, k int, c *float32, ldc int)
+// C[r][j] += Σ_{p<k} A[r][p]·W[p][j] for r < 4, j < 16, with A, W, C row-major of leading
+// dimensions lda, ldw, ldc (in elements). The register-blocked micro-kernel of gemmNN.
+TEXT ·kern4x16AVX2(SB), NOSPLIT, $0-56
+	MOVQ a+0(FP), SI
+	MOVQ lda+8(FP), R12
+	SHLQ $2, R12
+	MOVQ w+16(FP), DI
+	MOVQ ldw+24(FP), R13
+	SHLQ $2, R13
+	MOVQ k+32(FP), CX
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R14
+	SHLQ $2, R14
+	LEAQ (SI)(R12*1), R8
+	LEAQ (R8)(R12*1), R9
+	LEAQ (R9)(R12*1), R10
+	LEAQ (DX)(R14*1), BX
+	LEAQ (BX)(R14*1), AX
+	LEAQ (AX)(R14*1), R11
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS (BX), Y2
+	VMOVUPS 32(BX), Y3
+	VMOVUPS (AX), Y4
+	VMOVUPS 32(AX), Y5
+	VMOVUPS (R11), Y6
+	VMOVUPS 32(R11), Y7
+
+k16loop:
+	TESTQ CX, CX
+	JE    k16done
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS (R8), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS (R9), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS (R10), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $4, SI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	ADDQ $4, R10
+	ADDQ R13, DI
+	DECQ CX
+	JMP  k16loop
+
+k16done:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	VMOVUPS Y4, (AX)
+	VMOVUPS Y5, 32(AX)
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	VZEROUPPER
+	RET

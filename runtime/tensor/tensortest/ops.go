@@ -82,6 +82,9 @@ func testGemm(t *testing.T, b tensor.Backend) {
 		{5, 6, 41, false, true, 1, 0, tensor.F32},
 		{5, 300, 7, false, false, 1, 0, tensor.F32},
 		{6, 4, 9, false, false, 2, 0.5, tensor.BF16},
+		{9, 40, 150, false, false, 1, 1, tensor.BF16},
+		{4, 33, 200, false, false, 1, 0, tensor.F32},
+		{70, 20, 300, true, false, 1, 0, tensor.F32},
 		{8, 6, 10, true, false, 1, 0, tensor.F32},
 		{8, 6, 10, true, true, 1, 1, tensor.F32},
 	}
