@@ -526,3 +526,44 @@ func TestReadSharedFinLoRA(t *testing.T) {
 		d.Release()
 	}
 }
+
+// wordTok merges "ab" into one id, so joint and separate encodings differ at an a|b boundary.
+type wordTok struct{}
+
+func (wordTok) Encode(text string, addSpecial bool) []int {
+	var out []int
+	for i := 0; i < len(text); i++ {
+		if i+1 < len(text) && text[i] == 'a' && text[i+1] == 'b' {
+			out = append(out, 1000)
+			i++
+			continue
+		}
+		out = append(out, int(text[i]))
+	}
+	return out
+}
+func (wordTok) EOS() []int { return nil }
+
+func TestEncodeJoint(t *testing.T) {
+	ids, lab := EncodeExample(wordTok{}, "xa", "bc", false, -1, 0)
+	if !reflect.DeepEqual(ids, []int32{'x', 'a', 'b', 'c'}) || !reflect.DeepEqual(lab, []int32{-100, -100, 'b', 'c'}) {
+		t.Fatalf("separate: %v %v", ids, lab)
+	}
+	ids, lab = EncodeJoint(wordTok{}, "xa", "bc", false, 9, 0)
+	// joint "xabc" = x, ab, c, eos; the context has 2 tokens, so the first 2 labels are masked.
+	if !reflect.DeepEqual(ids, []int32{'x', 1000, 'c', 9}) || !reflect.DeepEqual(lab, []int32{-100, -100, 'c', 9}) {
+		t.Fatalf("joint: %v %v", ids, lab)
+	}
+	mem := checked(t)
+	d, _ := FromPrompts("j", []string{"xa"}, []string{"bc"}, mem)
+	defer d.Release()
+	j, err := d.Tokenize(wordTok{}, TokenizeOptions{Joint: true, MaxLength: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Release()
+	ex, _ := j.Examples()
+	if !reflect.DeepEqual(ex[0], Example{[]int32{'x', 1000}, []int32{-100, -100}}) {
+		t.Fatalf("dataset joint: %v", ex[0])
+	}
+}

@@ -26,6 +26,10 @@ type TokenizeOptions struct {
 	NoEOS bool
 	// NoSpecial: encode the context without special tokens (default: with them, i.e. BOS first).
 	NoSpecial bool
+	// Joint encodes context+target as one text and masks its first len(Encode(context)) tokens
+	// (Axolotl's and many HF scripts' way; a token spanning the boundary counts as answer).
+	// Default: context and target are encoded separately (FinGPT's way; the boundary is exact).
+	Joint bool
 	// Workers is the number of goroutines (default runtime.NumCPU()).
 	Workers int
 	// ContextColumn and TargetColumn default to "context" and "target".
@@ -39,8 +43,8 @@ type TokenizeOptions struct {
 //	labels    list<int32>: -100 for every context token, then the target (and EOS) ids
 //	length    int32:       len(input_ids), the attention length
 //
-// Context and target are encoded separately and concatenated (as FinGPT/FinLoRA's tokenizing
-// does), so the prompt/answer boundary is exact. Truncation to MaxLength drops tokens from the
+// Context and target are encoded separately and concatenated (as FinGPT's tokenizing does), so
+// the prompt/answer boundary is exact; Joint encodes them as one text instead (see EncodeJoint). Truncation to MaxLength drops tokens from the
 // end. A dataset that is already KindTokenized gets only the length column (re-)computed, with
 // labels defaulting to a copy of input_ids when absent. The caller owns the result.
 func (d *Dataset) Tokenize(tok Tokenizer, opts TokenizeOptions) (*Dataset, error) {
@@ -96,7 +100,11 @@ func (d *Dataset) Tokenize(tok Tokenizer, opts TokenizeOptions) (*Dataset, error
 		go func(lo, hi int) {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				ids[i], labels[i] = EncodeExample(tok, ctxs[i], tgts[i], !opts.NoSpecial, eos, opts.MaxLength)
+				if opts.Joint {
+					ids[i], labels[i] = EncodeJoint(tok, ctxs[i], tgts[i], !opts.NoSpecial, eos, opts.MaxLength)
+				} else {
+					ids[i], labels[i] = EncodeExample(tok, ctxs[i], tgts[i], !opts.NoSpecial, eos, opts.MaxLength)
+				}
 			}
 		}(lo, hi)
 	}
@@ -130,6 +138,29 @@ func EncodeExample(tok Tokenizer, context, target string, addSpecial bool, eos, 
 	}
 	if maxLength > 0 && len(inputIDs) > maxLength {
 		inputIDs, labels = inputIDs[:maxLength], labels[:maxLength]
+	}
+	return inputIDs, labels
+}
+
+// EncodeJoint is EncodeExample with context+target encoded as one text: the first
+// min(len(Encode(context)), len) labels are -100, the rest equal the ids.
+func EncodeJoint(tok Tokenizer, context, target string, addSpecial bool, eos, maxLength int) (inputIDs, labels []int32) {
+	nc := len(tok.Encode(context, addSpecial))
+	all := tok.Encode(context+target, addSpecial)
+	if eos >= 0 {
+		all = append(all, eos)
+	}
+	if maxLength > 0 && len(all) > maxLength {
+		all = all[:maxLength]
+	}
+	inputIDs = make([]int32, len(all))
+	labels = make([]int32, len(all))
+	for k, id := range all {
+		inputIDs[k] = int32(id)
+		labels[k] = int32(id)
+		if k < nc {
+			labels[k] = IgnoreIndex
+		}
 	}
 	return inputIDs, labels
 }
