@@ -1,5 +1,7 @@
 package quant
 
+import "math"
+
 // Branch-light forms of bitsandbytes' NF4 and FP4 decision trees (codebook.go). The trees are
 // binary searches over sorted thresholds with strict comparisons, so the same four (three)
 // comparisons indexed arithmetically give the same code for every input, NaN included (all
@@ -21,23 +23,32 @@ var (
 	fp4Magnitude  = [8]byte{0b000, 0b001, 0b110, 0b111, 0b100, 0b101, 0b010, 0b011}
 )
 
+// nf4Thr16 is nf4Thresholds padded to 16 entries so that masked indexes need no bounds check.
+var nf4Thr16 = func() (t [16]float32) {
+	copy(t[:], nf4Thresholds[:])
+	t[15] = float32(math.Inf(1))
+	return t
+}()
+
+// b2i is 1 for true; the compiler turns it into a flag-to-register move (no branch).
+func b2i(b bool) uint {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // codeNF4 equals quantizeNF4(x).
 func codeNF4(x float32) byte {
-	i := 0
-	if x > nf4Thresholds[7] {
-		i = 8
-	}
-	if x > nf4Thresholds[i+3] {
-		i += 4
-	}
-	if x > nf4Thresholds[i+1] {
-		i += 2
-	}
-	if x > nf4Thresholds[i] {
-		i++
-	}
+	i := b2i(x > nf4Thr16[7]) << 3
+	i |= b2i(x > nf4Thr16[(i+3)&15]) << 2
+	i |= b2i(x > nf4Thr16[(i+1)&15]) << 1
+	i |= b2i(x > nf4Thr16[i&15])
 	return byte(i)
 }
+
+// fp4Thr8 is fp4Thresholds padded to 8 entries.
+var fp4Thr8 = [8]float32{0.00260417, 0.0859375, 0.20833333, 0.29166667, 0.4166667, 0.583333, 0.8333333, float32(math.Inf(1))}
 
 // codeFP4 equals quantizeFP4(x).
 func codeFP4(x float32) byte {
@@ -46,15 +57,8 @@ func codeFP4(x float32) byte {
 		sign = 0b1000
 		x = -x
 	}
-	i := 0
-	if x > fp4Thresholds[3] {
-		i = 4
-	}
-	if x > fp4Thresholds[i+1] {
-		i += 2
-	}
-	if x > fp4Thresholds[i] {
-		i++
-	}
-	return fp4Magnitude[i] | sign
+	i := b2i(x > fp4Thr8[3]) << 2
+	i |= b2i(x > fp4Thr8[(i+1)&7]) << 1
+	i |= b2i(x > fp4Thr8[i&7])
+	return fp4Magnitude[i&7] | sign
 }

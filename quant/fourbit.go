@@ -134,9 +134,18 @@ func Quantize4(w []float32, shape []int, o Options4) (*Weight4, error) {
 	return q, nil
 }
 
-// absmaxOf is max |x| over x with NaNs skipped (CUDA fmaxf semantics), 0 for no values.
+// absmaxOf is max |x| over x with NaNs skipped (CUDA fmaxf semantics), 0 for no values. The fast
+// loop uses the builtin max (branch-free, but NaN-propagating); a NaN result reruns the NaN-skipping
+// loop, so the result is fmaxf's in every case.
 func absmaxOf(x []float32) float32 {
 	var m float32
+	for _, v := range x {
+		m = max(m, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
+	}
+	if m == m {
+		return m
+	}
+	m = 0
 	for _, v := range x {
 		if v < 0 {
 			v = -v

@@ -46,13 +46,18 @@ func QuantizeInt8(w []float32, rows, cols int) (*WeightInt8, error) {
 // int8Scale is 127/absmax in float32 (IEEE division).
 func int8Scale(absmax float32) float32 { return 127 / absmax }
 
-// roundInt8 is CUDA's __float2int_rn narrowed to int8: round half to even; NaN gives 0.
+// roundInt8 is CUDA's __float2int_rn narrowed to int8: round half to even; NaN gives 0, values
+// beyond the int8 range saturate (they cannot occur: |w*127/absmax| <= 127).
 func roundInt8(f float32) int8 {
-	if f != f {
-		return 0
+	if !(f > -128.5 && f < 127.5) { // NaN or out of range
+		if f != f {
+			return 0
+		}
+		return int8(max(-128, min(127, math.RoundToEven(float64(f)))))
 	}
-	r := math.RoundToEven(float64(f))
-	return int8(max(-128, min(127, r)))
+	// Adding and subtracting 1.5*2^23 rounds to an integer with the FPU's ties-to-even rounding.
+	const magic = 0x1.8p23
+	return int8(int32(float32(f+magic) - magic))
 }
 
 // Dequantize decodes q into dst (len ≥ Rows*Cols; allocated when nil or short) and returns

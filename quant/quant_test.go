@@ -348,3 +348,51 @@ func TestFastCodesMatchTrees(t *testing.T) {
 }
 
 func negZero32() float32 { return math.Float32frombits(1 << 31) }
+
+func TestAbsmaxSkipsNaN(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, c := range []struct {
+		x    []float32
+		want float32
+	}{
+		{[]float32{1, -3, 2}, 3}, {[]float32{nan, -2, 1}, 2}, {[]float32{-0.5, nan}, 0.5},
+		{[]float32{nan}, 0}, {nil, 0}, {[]float32{float32(math.Inf(-1)), 1}, float32(math.Inf(1))},
+		{[]float32{negZero32()}, 0},
+	} {
+		if got := absmaxOf(c.x); got != c.want || math.Signbit(float64(got)) {
+			t.Errorf("absmaxOf(%v) = %v, want %v", c.x, got, c.want)
+		}
+	}
+}
+
+// TestFastRoundings checks roundF16 against runtime/safetensors' converters and roundInt8 against
+// math.RoundToEven, around every boundary and on random values.
+func TestFastRoundings(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var xs []float32
+	for _, v := range []float32{6.1035156e-05, 6.0975552e-05, 65504, 65519.99, 65520, 1, 0.5, 2048, 0, 1e-8, 3e-5, 70000} {
+		xs = append(xs, v, -v, math.Nextafter32(v, 0), math.Nextafter32(v, 1e9))
+	}
+	for i := 0; i < 200000; i++ {
+		xs = append(xs, math.Float32frombits(r.Uint32()), float32(r.NormFloat64()*0.02))
+	}
+	for _, x := range xs {
+		want := st.F16ToFloat32(st.Float32ToF16(x))
+		if got := roundF16(x); math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+			t.Fatalf("roundF16(%v) = %v, want %v", x, got, want)
+		}
+	}
+	for i := 0; i < 200000; i++ {
+		f := float32(r.Float64()*260 - 130)
+		if i%4 == 0 {
+			f = float32(math.Floor(float64(f))) + 0.5
+		}
+		want := int8(max(-128, min(127, math.RoundToEven(float64(f)))))
+		if got := roundInt8(f); got != want {
+			t.Fatalf("roundInt8(%v) = %d, want %d", f, got, want)
+		}
+	}
+	if roundInt8(float32(math.NaN())) != 0 {
+		t.Fatal("roundInt8(NaN) != 0")
+	}
+}
