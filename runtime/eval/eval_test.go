@@ -463,3 +463,25 @@ func TestEvaluateMany(t *testing.T) {
 		t.Fatalf("comparison %+v", cmp.Rows)
 	}
 }
+
+func TestLoadTask(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile("testdata/ner_12.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/ner_test.jsonl", raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds, task, err := LoadTask(dir, "NER", data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Release()
+	if task.Name != "ner" || task.MaxNewTokens != 10 || ds.NumRows() != 12 {
+		t.Fatalf("task %+v, %d rows", task, ds.NumRows())
+	}
+	if _, _, err := LoadTask(dir, "fpb", data.ReadOptions{}); err == nil {
+		t.Fatal("want an error for a missing task file")
+	}
+}

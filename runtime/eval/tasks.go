@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/finlora/finlora/runtime/data"
 )
 
 // Scoring says how a task is scored.
@@ -102,4 +104,22 @@ func Labels(targets []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// LoadTask reads the named task's file from dataDir (e.g. ../shared/data/finlora/test) as a
+// {context, target} dataset. The caller owns the dataset (Release).
+func LoadTask(dataDir, name string, opts data.ReadOptions) (*data.Dataset, Task, error) {
+	t, err := LookupTask(name)
+	if err != nil {
+		return nil, Task{}, err
+	}
+	ds, err := data.ReadJSONL(t.Path(dataDir), opts)
+	if err != nil {
+		return nil, Task{}, err
+	}
+	if ds.Kind() != data.KindPrompt {
+		ds.Release()
+		return nil, Task{}, fmt.Errorf("task %s: %s has no context/target columns (%v)", name, t.Path(dataDir), ds.ColumnNames())
+	}
+	return ds, t, nil
 }
