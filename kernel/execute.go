@@ -101,6 +101,10 @@ func describeError(err error, ctx context.Context) (ename, evalue string, tb []s
 	var ce CellError
 	if errors.As(err, &ce) {
 		ename, tb = ce.EName(), ce.Traceback()
+		// Error() of a CellError often reads "EName: value"; evalue is the value alone.
+		if ename != "" {
+			evalue = strings.TrimPrefix(evalue, ename+": ")
+		}
 	}
 	if ename == "" {
 		ename = "Error"

@@ -169,3 +169,20 @@ def test_stop_on_error_aborts_queued_cells(kernel):
     assert stream_text(msgs) == ""
     reply, _ = run_cell(kc, "1")
     assert reply["content"]["status"] == "ok"
+
+
+def test_input_request_on_stdin(kernel):
+    km, kc = kernel
+    msg_id = kc.execute('name, err := display.Input("your name? ")\nfmt.Println("hello", name, err)', allow_stdin=True)
+    req = kc.get_stdin_msg(timeout=TIMEOUT)
+    assert req["msg_type"] == "input_request"
+    assert req["content"]["prompt"] == "your name? " and req["content"]["password"] is False
+    assert req["parent_header"]["msg_id"] == msg_id
+    kc.input("Ada")
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert "hello Ada <nil>" in stream_text(collect_iopub(kc, msg_id))
+    # A front end that does not allow stdin: the helper returns an error, nothing hangs.
+    reply, msgs = run_cell(kc, 'name, err := display.Input("again? ")\nfmt.Println("err:", err != nil)', allow_stdin=False)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert "err: true" in stream_text(msgs)
