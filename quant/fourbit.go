@@ -187,7 +187,8 @@ func (w *Weight4) BlockAbsmax() []float32 {
 
 // Dequantize decodes w into dst (len ≥ n; allocated when nil or short) and returns dst[:n]: each
 // element is float32(codebook[code] * absmax[block]), then rounded to w.DType (a no-op for
-// float32), exactly bitsandbytes' dequantize_4bit on the GPU.
+// float32), exactly bitsandbytes' dequantize_4bit on the GPU. w must be consistent, as Quantize4
+// and ReadWeight4 return it (slice lengths matching Shape and BlockSize); otherwise it panics.
 func (w *Weight4) Dequantize(dst []float32) []float32 {
 	n := w.NumElements()
 	if len(dst) < n {
