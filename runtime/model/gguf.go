@@ -127,7 +127,7 @@ var ggufBlockNames = map[string]map[string]string{
 		"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
 		"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
 		"attn_output": "self_attn.o_proj",
-		"ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+		"ffn_gate":    "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
 	},
 	"gemma3": {
 		"attn_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm",
