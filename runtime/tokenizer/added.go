@@ -24,6 +24,7 @@ type addedToken struct {
 type addedMatcher struct {
 	tokens  []addedToken
 	byFirst [256][]int32 // indices into tokens by first byte, longest content first
+	first   string       // the distinct first bytes, for a fast scan
 }
 
 func newAddedMatcher(tokens []addedToken) *addedMatcher {
@@ -37,6 +38,9 @@ func newAddedMatcher(tokens []addedToken) *addedMatcher {
 	}
 	for b := range m.byFirst {
 		l := m.byFirst[b]
+		if len(l) > 0 {
+			m.first += string([]byte{byte(b)})
+		}
 		sort.SliceStable(l, func(i, j int) bool { return len(tokens[l[i]].Content) > len(tokens[l[j]].Content) })
 	}
 	return m
@@ -45,6 +49,13 @@ func newAddedMatcher(tokens []addedToken) *addedMatcher {
 // find returns the leftmost-longest match at or after from: its span and token index, or ok false.
 func (m *addedMatcher) find(s string, from int) (start, end, tok int, ok bool) {
 	for i := from; i < len(s); i++ {
+		if len(m.first) == 1 { // e.g. every Llama 3 added token starts with '<'
+			j := strings.IndexByte(s[i:], m.first[0])
+			if j < 0 {
+				break
+			}
+			i += j
+		}
 		for _, k := range m.byFirst[s[i]] {
 			if c := m.tokens[k].Content; strings.HasPrefix(s[i:], c) {
 				return i, i + len(c), int(k), true

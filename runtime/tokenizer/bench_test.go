@@ -72,7 +72,7 @@ func BenchmarkEncodeColdCache(b *testing.B) {
 	b.SetBytes(int64(n))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		tk.model.cache.Clear()
+		tk.model.clearCache()
 		for _, p := range prompts {
 			tk.Encode(p, true)
 		}

@@ -4,7 +4,6 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // merge is the rank of a merge rule (its line in the merges list) and the id of the token it makes.
@@ -25,8 +24,28 @@ type bpeModel struct {
 	unkID        int32 // -1 if none
 	byteFallback [256]int32
 
-	cache  sync.Map     // raw piece (string) -> []int32 ids
-	cached atomic.Int64 // entries stored since the last clear
+	shards [cacheShards]cacheShard // per-word cache: raw piece -> ids
+}
+
+// cacheShards splits the per-word cache so concurrent encoders rarely share a lock.
+const cacheShards = 16
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string][]int32
+}
+
+func shardOf(piece string) int {
+	return (len(piece)*31 + int(piece[0]) + int(piece[len(piece)-1])*7) & (cacheShards - 1)
+}
+
+// clearCache empties the per-word cache (for benchmarks).
+func (m *bpeModel) clearCache() {
+	for i := range m.shards {
+		m.shards[i].mu.Lock()
+		m.shards[i].m = nil
+		m.shards[i].mu.Unlock()
+	}
 }
 
 // maxCacheEntries bounds the per-word cache; it is cleared when full.
@@ -37,16 +56,23 @@ func (m *bpeModel) encodePiece(dst []int, piece string) []int {
 	if piece == "" {
 		return dst
 	}
-	var ids []int32
-	if v, ok := m.cache.Load(piece); ok {
-		ids = v.([]int32)
-	} else {
-		ids = m.bpe(piece)
-		if m.cached.Add(1) > maxCacheEntries {
-			m.cache.Clear()
-			m.cached.Store(1)
+	if m.ignoreMerges { // most words are one token: no cache needed
+		if id, ok := m.rawVocab[piece]; ok {
+			return append(dst, int(id))
 		}
-		m.cache.Store(strings.Clone(piece), ids) // piece may point into a large input text
+	}
+	sh := &m.shards[shardOf(piece)]
+	sh.mu.RLock()
+	ids, ok := sh.m[piece]
+	sh.mu.RUnlock()
+	if !ok {
+		ids = m.bpe(piece)
+		sh.mu.Lock()
+		if sh.m == nil || len(sh.m) >= maxCacheEntries/cacheShards {
+			sh.m = make(map[string][]int32)
+		}
+		sh.m[strings.Clone(piece)] = ids // piece may point into a large input text
+		sh.mu.Unlock()
 	}
 	for _, id := range ids {
 		dst = append(dst, int(id))
