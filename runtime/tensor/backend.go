@@ -79,7 +79,8 @@ type Ops interface {
 	// Gemm computes out = alpha·op(a)·op(b) + beta·out, with op(x) = xᵀ when trans is set, every
 	// operand seen as a matrix. op(a) is [M,K], op(b) is [K,N], out is [M,N] F32 (any shape with
 	// Rows=M, Cols=N). a is F32; b may be F32/F16/BF16. beta=0 ignores out's old contents (NaN safe).
-	// The HF Linear (y = x·Wᵀ, W [out,in]) is Gemm(y, x, W, false, true, 1, 0).
+	// The HF Linear (y = x·Wᵀ, W [out,in]) is Gemm(y, x, W, false, true, 1, 0). Accumulation is at
+	// least float32; the CPU reference accumulates in float64 (order-independent results).
 	Gemm(out, a, b *Tensor, transA, transB bool, alpha, beta float32) error
 	// AddBias adds bias [N] to every row of x [.., N] in place.
 	AddBias(x, bias *Tensor) error

@@ -58,7 +58,8 @@ func (b *Backend) Gemm(out, a, w *tensor.Tensor, transA, transB bool, alpha, bet
 }
 
 // gemmNT: out[m,n] = alpha·Σ_k a[m,k]·w[n,k] + beta·out — the Linear layout, the hot path.
-// Parallel over (n tile, m block); each task widens its w tile once.
+// Parallel over (n tile, m block); each task widens its w tile once. Sums are accumulated in
+// float64 (see accumulate).
 func (b *Backend) gemmNT(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, beta float32) {
 	nTiles := (n + tileN - 1) / tileN
 	mBlocks := (m + tileM - 1) / tileM
@@ -96,7 +97,7 @@ func (b *Backend) gemmNT(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, b
 			}
 			for ; j < n1; j++ {
 				off := (j - n0) * k
-				store(orow, j, dot(x, wt[off:off+k]), alpha, beta)
+				store(orow, j, dot64(x, wt[off:off+k]), alpha, beta)
 			}
 		}
 	})
@@ -122,41 +123,59 @@ func gemmNTDirectBF16(o, a []float32, w []uint16, m0, m1, n0, n1, n, k int, alph
 			store(orow, j+3, s3, alpha, beta)
 		}
 		for ; j < n1; j++ {
-			var s float32
+			var s float64
 			for p, h := range w[j*k : (j+1)*k] {
-				s += x[p] * tensor.BF16ToFloat32(h)
+				s += float64(x[p]) * float64(tensor.BF16ToFloat32(h))
 			}
 			store(orow, j, s, alpha, beta)
 		}
 	}
 }
 
-func store(row []float32, j int, s, alpha, beta float32) {
+// store writes alpha·s + beta·row[j] (beta 0: the old value is ignored, NaN included), computed
+// in float64 and rounded once.
+func store(row []float32, j int, s float64, alpha, beta float32) {
 	if beta == 0 {
-		row[j] = alpha * s
+		row[j] = float32(float64(alpha) * s)
 	} else {
-		row[j] = alpha*s + beta*row[j]
+		row[j] = float32(float64(alpha)*s + float64(beta)*float64(row[j]))
 	}
 }
 
+// accumulate: every Gemm path sums products in float64 (the products of two float32 are exact in
+// float64), so results do not depend on the kernel's summation order beyond float64 rounding.
+// This matters for training parity: AdamW's first steps divide by |g| and amplify the float32
+// rounding of tiny gradients, and a reference backend should carry only the reference's own noise.
+
 // dot4 returns the dot products of x with four rows at once (x loaded once per step), in
 // assembly (AVX2 + FMA) where the CPU has it.
-func dot4(x, w0, w1, w2, w3 []float32) (s0, s1, s2, s3 float32) {
+func dot4(x, w0, w1, w2, w3 []float32) (s0, s1, s2, s3 float64) {
 	n := len(x)
 	w0, w1, w2, w3 = w0[:n], w1[:n], w2[:n], w3[:n]
 	if haveAVX2 && n > 0 {
 		return dot4F32AVX2(&x[0], &w0[0], &w1[0], &w2[0], &w3[0], n)
 	}
 	for i, v := range x {
-		s0 += v * w0[i]
-		s1 += v * w1[i]
-		s2 += v * w2[i]
-		s3 += v * w3[i]
+		f := float64(v)
+		s0 += f * float64(w0[i])
+		s1 += f * float64(w1[i])
+		s2 += f * float64(w2[i])
+		s3 += f * float64(w3[i])
 	}
 	return
 }
 
-// dot returns Σ x[i]·y[i] with four partial sums.
+// dot64 returns Σ x[i]·y[i] accumulated in float64.
+func dot64(x, y []float32) float64 {
+	y = y[:len(x)]
+	var s float64
+	for i, v := range x {
+		s += float64(v) * float64(y[i])
+	}
+	return s
+}
+
+// dot returns Σ x[i]·y[i] in float32 with four partial sums (attention scores).
 func dot(x, y []float32) float32 {
 	n := len(x)
 	y = y[:n]
@@ -191,7 +210,8 @@ func (b *Backend) gemmNN(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, b
 // gemmBlocked computes out = alpha·a·B + beta·out for a [m,k] and a B [k,n] served in tiles by
 // tileOf(buf, k0, kb, n0, cols), which returns B[k0:k0+kb, n0:n0+cols] as a slice wt with
 // wt[p·ldw + j] = B[k0+p, n0+j] (either buf, of kBlock·cols elements, or a view of B itself).
-// Tasks are (column block, row block), each accumulating its block over k in float32.
+// Tasks are (column block, row block), each accumulating its block over k in float64 with the
+// 4×8 register-blocked kernel.
 func (b *Backend) gemmBlocked(o, a []float32, m, n, k int, alpha, beta float32,
 	tileOf func(buf []float32, k0, kb, n0, cols int) ([]float32, int)) {
 	const colBlock, kBlock = 128, 256
@@ -202,7 +222,7 @@ func (b *Backend) gemmBlocked(o, a []float32, m, n, k int, alpha, beta float32,
 		n0, n1 := nb*colBlock, min((nb+1)*colBlock, n)
 		m0, m1 := mb*tileM, min((mb+1)*tileM, m)
 		cols, rows := n1-n0, m1-m0
-		acc := make([]float32, rows*cols)
+		acc := make([]float64, rows*cols)
 		buf := make([]float32, kBlock*cols)
 		for k0 := 0; k0 < k; k0 += kBlock {
 			kb := min(k0+kBlock, k) - k0
@@ -211,8 +231,8 @@ func (b *Backend) gemmBlocked(o, a []float32, m, n, k int, alpha, beta float32,
 			if haveAVX2 {
 				for ; i+4 <= rows; i += 4 {
 					j := 0
-					for ; j+16 <= cols; j += 16 {
-						kern4x16AVX2(&a[(m0+i)*k+k0], k, &wt[j], ldw, kb, &acc[i*cols+j], cols)
+					for ; j+8 <= cols; j += 8 {
+						kern4x8AVX2(&a[(m0+i)*k+k0], k, &wt[j], ldw, kb, &acc[i*cols+j], cols)
 					}
 					if j < cols {
 						axpyRows(acc, a, wt, m0, i, i+4, j, cols, k, k0, kb, ldw, cols)
@@ -232,14 +252,15 @@ func (b *Backend) gemmBlocked(o, a []float32, m, n, k int, alpha, beta float32,
 
 // axpyRows adds Σ_p a[m0+i, k0+p]·wt[p, j] into acc[i, j] for rows [i0, i1) and columns [j0, j1)
 // of the block (the part the assembly kernel does not cover).
-func axpyRows(acc, a, wt []float32, m0, i0, i1, j0, j1, k, k0, kb, ldw, cols int) {
+func axpyRows(acc []float64, a, wt []float32, m0, i0, i1, j0, j1, k, k0, kb, ldw, cols int) {
 	for i := i0; i < i1; i++ {
 		arow := a[(m0+i)*k+k0 : (m0+i)*k+k0+kb]
 		crow := acc[i*cols+j0 : i*cols+j1]
 		for p, av := range arow {
+			f := float64(av)
 			wrow := wt[p*ldw+j0 : p*ldw+j1]
 			for j, wv := range wrow {
-				crow[j] += av * wv
+				crow[j] += f * float64(wv)
 			}
 		}
 	}
