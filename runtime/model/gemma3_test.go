@@ -1,0 +1,80 @@
+package model
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/finlora/finlora/runtime/gguf"
+	"github.com/finlora/finlora/runtime/tokenizer"
+)
+
+// Expected values: torch.nn.functional.gelu(x, approximate="tanh") in float64.
+func TestGeluTanh(t *testing.T) {
+	for _, c := range []struct{ x, want float64 }{
+		{0, 0}, {1, 0.8411919906082768}, {-1, -0.15880800939172324}, {3, 2.996362607918227}, {-4.5, -5.136737411925996e-06},
+	} {
+		if got := GeluTanh(c.x); math.Abs(got-c.want) > 1e-12*(1+math.Abs(c.want)) {
+			t.Errorf("GeluTanh(%g) = %.12g, want %.12g", c.x, got, c.want)
+		}
+	}
+}
+
+func TestGemma3ConfigLayerPattern(t *testing.T) {
+	c := &Gemma3Config{SlidingWindowPattern: 6}
+	var global []int
+	for i := 0; i < 18; i++ {
+		if c.IsGlobal(i) {
+			global = append(global, i)
+		}
+	}
+	if len(global) != 3 || global[0] != 5 || global[1] != 11 || global[2] != 17 {
+		t.Errorf("global layers %v, want [5 11 17]", global)
+	}
+}
+
+// TestGemma3GGUF loads the real Gemma 3 270M Q4_K_M file and checks its configuration and that it
+// predicts English text like a trained model.
+func TestGemma3GGUF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	path := installedModel(t, "gemma3-270m")
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Gemma3ConfigFromGGUF(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("config: %s", cfg)
+	if cfg.NumLayers != 18 || cfg.HiddenSize != 640 || cfg.HeadDim != 256 || cfg.NumKVHeads != 1 || cfg.SlidingWindow != 512 {
+		t.Errorf("unexpected config %+v", cfg)
+	}
+	tok, err := tokenizer.LoadGGUF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	ids := tok.Encode(financeText, true)
+	in := make([]int32, len(ids))
+	for i, id := range ids {
+		in[i] = int32(id)
+	}
+	lg, err := m.Forward(context.Background(), Input{IDs: in, B: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Free()
+	nll := meanNLL(t, m.Backend, lg, in)
+	t.Logf("Gemma 3 270M mean NLL over %d tokens: %.3f nats (chance: %.1f)", len(in), nll, math.Log(float64(cfg.VocabSize)))
+	if nll > 4 {
+		t.Errorf("mean NLL %.3f: the model does not predict text", nll)
+	}
+}
