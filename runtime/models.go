@@ -1,7 +1,7 @@
-// Package runtime is what notebook cells talk to: named models, adapters, datasets and devices kept
-// alive across cells. This file holds the model part: loading a model (with its tokenizer) under a
-// name, tokenizing, generating, an HTML summary, and freeing. Every API here is concrete and
-// non-generic (yaegi cannot export generics), and long calls take the cell's context.
+// This file holds the model part of the runtime API: loading a model (with its tokenizer) under a
+// name in a Session, tokenizing, generating, an HTML summary, and freeing. Every API here is
+// concrete and non-generic (yaegi cannot export generics), and long calls take the cell's context.
+
 package runtime
 
 import (
@@ -10,9 +10,7 @@ import (
 	"html"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/finlora/finlora/runtime/generate"
@@ -43,10 +41,10 @@ type LoadedModel struct {
 	LoadTime  time.Duration
 }
 
-// LoadModel loads the Hugging Face model directory path (config.json, safetensors, and
+// OpenModel loads the Hugging Face model directory path (config.json, safetensors, and
 // tokenizer.json if present), or the embedded tiny model when path is TinyModelPath. The caller
-// (usually a Models registry) frees it.
-func LoadModel(ctx context.Context, path string, opts ModelOptions) (*LoadedModel, error) {
+// owns it: Free it, or Put it in a Session (Session.LoadModel does both steps).
+func OpenModel(ctx context.Context, path string, opts ModelOptions) (*LoadedModel, error) {
 	start := time.Now()
 	var b tensor.Backend
 	var err error
@@ -246,93 +244,46 @@ func (lm *LoadedModel) Free() error {
 	return err
 }
 
-// Models is a set of loaded models by name, as a Session holds them. Loading under a taken name
-// frees the model it replaces (yaegi never frees old values, so device memory is released here,
-// explicitly). Safe for concurrent use.
-type Models struct {
-	mu sync.Mutex
-	m  map[string]*LoadedModel
-}
-
-// Load loads path (see LoadModel) and stores it under name, freeing a model previously stored
-// under that name once the new one has loaded.
-func (r *Models) Load(ctx context.Context, name, path string, opts ModelOptions) (*LoadedModel, error) {
+// LoadModel loads path (see OpenModel) and stores it in the Session under name; a model (or other
+// object) previously stored under that name is freed once the new one has loaded. The Session owns
+// the model: free it with Session.Free(name).
+func (s *Session) LoadModel(ctx context.Context, name, path string, opts ModelOptions) (*LoadedModel, error) {
 	if name == "" {
-		return nil, fmt.Errorf("load model: empty name")
+		return nil, fmt.Errorf("load model %s: empty name", path)
 	}
-	lm, err := LoadModel(ctx, path, opts)
+	lm, err := OpenModel(ctx, path, opts)
 	if err != nil {
 		return nil, err
 	}
 	lm.Name = name
-	r.mu.Lock()
-	if r.m == nil {
-		r.m = map[string]*LoadedModel{}
-	}
-	old := r.m[name]
-	r.m[name] = lm
-	r.mu.Unlock()
-	if old != nil {
-		if err := old.Free(); err != nil {
-			return lm, fmt.Errorf("load model %q: freeing the model it replaces: %w", name, err)
-		}
+	if err := s.Put(name, lm); err != nil {
+		return lm, err
 	}
 	return lm, nil
 }
 
-// Get returns the model stored under name.
-func (r *Models) Get(name string) (*LoadedModel, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	lm, ok := r.m[name]
+// Model returns the model stored under name.
+func (s *Session) Model(name string) (*LoadedModel, error) {
+	obj, ok := s.Get(name)
 	if !ok {
-		return nil, fmt.Errorf("no model named %q (loaded: %s)", name, strings.Join(r.namesLocked(), ", "))
+		return nil, fmt.Errorf("no model named %q (session holds: %s)", name, strings.Join(s.Names(), ", "))
+	}
+	lm, ok := obj.(*LoadedModel)
+	if !ok {
+		return nil, fmt.Errorf("%q is a %T, not a model", name, obj)
 	}
 	return lm, nil
 }
 
-// Names lists the stored names, sorted.
-func (r *Models) Names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.namesLocked()
+// LoadModel loads path into the Default session under name (see Session.LoadModel). In a cell:
+//
+//	m, err := runtime.LoadModel(runtime.Ctx(), "base", "/models/Llama-3.1-8B", runtime.ModelOptions{DType: "bf16"})
+func LoadModel(ctx context.Context, name, path string, opts ModelOptions) (*LoadedModel, error) {
+	return defaultSession.LoadModel(ctx, name, path, opts)
 }
 
-func (r *Models) namesLocked() []string {
-	names := make([]string, 0, len(r.m))
-	for n := range r.m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// Free frees the model stored under name and forgets it.
-func (r *Models) Free(name string) error {
-	r.mu.Lock()
-	lm, ok := r.m[name]
-	delete(r.m, name)
-	r.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("no model named %q", name)
-	}
-	return lm.Free()
-}
-
-// FreeAll frees every stored model (at session shutdown or reset).
-func (r *Models) FreeAll() error {
-	r.mu.Lock()
-	all := r.m
-	r.m = nil
-	r.mu.Unlock()
-	var first error
-	for _, lm := range all {
-		if err := lm.Free(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
+// Model returns the model stored under name in the Default session.
+func Model(name string) (*LoadedModel, error) { return defaultSession.Model(name) }
 
 func humanCount(n int64) string {
 	switch {

@@ -5,14 +5,24 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/finlora/finlora/runtime/tensor"
 )
 
-func TestModelsTinyLifecycle(t *testing.T) {
-	var r Models
+func TestSessionModelLifecycle(t *testing.T) {
+	s := NewSession()
 	ctx := context.Background()
-	lm, err := r.Load(ctx, "tiny", TinyModelPath, ModelOptions{Device: "cpu"})
+	cpuBackend, err := tensor.Get("cpu")
 	if err != nil {
 		t.Fatal(err)
+	}
+	empty := cpuBackend.MemStats().Current
+	lm, err := s.LoadModel(ctx, "tiny", TinyModelPath, ModelOptions{Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Model("tiny"); err != nil || got != lm {
+		t.Fatalf("Model(tiny) = %v, %v", got, err)
 	}
 	ids, err := lm.Tokenize("EPS")
 	if err != nil || len(ids) != 4 {
@@ -38,25 +48,25 @@ func TestModelsTinyLifecycle(t *testing.T) {
 	b := lm.Model.Backend
 	before := b.MemStats().Current
 	// Replacing a name frees the old model.
-	if _, err := r.Load(ctx, "tiny", TinyModelPath, ModelOptions{Device: "cpu"}); err != nil {
+	if _, err := s.LoadModel(ctx, "tiny", TinyModelPath, ModelOptions{Device: "cpu"}); err != nil {
 		t.Fatal(err)
 	}
 	if lm.Model != nil || b.MemStats().Current != before {
 		t.Errorf("replaced model not freed: %v, memory %d → %d", lm, before, b.MemStats().Current)
 	}
-	if got := r.Names(); len(got) != 1 || got[0] != "tiny" {
-		t.Errorf("Names = %v", got)
-	}
-	if err := r.Free("tiny"); err != nil {
+	if err := s.Free("tiny"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Get("tiny"); err == nil {
-		t.Error("Get after Free succeeded")
+	if got := b.MemStats().Current; got != empty {
+		t.Errorf("backend memory after Free: %d bytes, %d before the first load", got, empty)
+	}
+	if _, err := s.Model("tiny"); err == nil {
+		t.Error("Model after Free succeeded")
 	}
 }
 
-func TestLoadModelDirectoryWithoutTokenizer(t *testing.T) {
-	lm, err := LoadModel(context.Background(), filepath.Join("model", "testdata", "tiny-qwen3"), ModelOptions{Device: "cpu", DType: "bf16"})
+func TestOpenModelDirectoryWithoutTokenizer(t *testing.T) {
+	lm, err := OpenModel(context.Background(), filepath.Join("model", "testdata", "tiny-qwen3"), ModelOptions{Device: "cpu", DType: "bf16"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +77,7 @@ func TestLoadModelDirectoryWithoutTokenizer(t *testing.T) {
 	if !strings.Contains(lm.HTML(), "per-head q/k RMSNorm") || !strings.Contains(lm.String(), "BF16") {
 		t.Errorf("summary: %s\n%s", lm, lm.HTML())
 	}
-	if _, err := LoadModel(context.Background(), "no/such/dir", ModelOptions{Device: "cpu"}); err == nil {
-		t.Error("LoadModel of a missing directory succeeded")
+	if _, err := OpenModel(context.Background(), "no/such/dir", ModelOptions{Device: "cpu"}); err == nil {
+		t.Error("OpenModel of a missing directory succeeded")
 	}
 }

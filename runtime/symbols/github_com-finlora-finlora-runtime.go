@@ -17,8 +17,10 @@ func init() {
 		"Free":           reflect.ValueOf(runtime.Free),
 		"Get":            reflect.ValueOf(runtime.Get),
 		"LoadModel":      reflect.ValueOf(runtime.LoadModel),
+		"Model":          reflect.ValueOf(runtime.Model),
 		"Names":          reflect.ValueOf(runtime.Names),
 		"NewSession":     reflect.ValueOf(runtime.NewSession),
+		"OpenModel":      reflect.ValueOf(runtime.OpenModel),
 		"Put":            reflect.ValueOf(runtime.Put),
 		"SetCellContext": reflect.ValueOf(runtime.SetCellContext),
 		"TinyModelPath":  reflect.ValueOf(constant.MakeFromLiteral("\"tiny-random\"", token.STRING, 0)),
@@ -27,7 +29,6 @@ func init() {
 		"GenerateOptions": reflect.ValueOf((*runtime.GenerateOptions)(nil)),
 		"LoadedModel":     reflect.ValueOf((*runtime.LoadedModel)(nil)),
 		"ModelOptions":    reflect.ValueOf((*runtime.ModelOptions)(nil)),
-		"Models":          reflect.ValueOf((*runtime.Models)(nil)),
 		"Object":          reflect.ValueOf((*runtime.Object)(nil)),
 		"Session":         reflect.ValueOf((*runtime.Session)(nil)),
 
