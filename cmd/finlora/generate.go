@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/finlora/finlora/runtime/generate"
@@ -20,11 +21,11 @@ func init() {
 }
 
 // runGenerate: finlora generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T]
-// [--seed S] [--top-k K] [--top-p P] [--dtype D]. The continuation goes to stdout, statistics to
-// stderr. Without --model it uses the embedded tiny random model (which outputs noise) and says so.
+// [--seed S] [--top-k K] [--top-p P] [--dtype D]. --model may also name a .gguf file. The
+// continuation goes to stdout, statistics to stderr. Without --model it uses the embedded tiny random model (which outputs noise) and says so.
 func runGenerate(args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	dir := fs.String("model", "", "Hugging Face model directory with config.json, safetensors and tokenizer.json (default: the embedded tiny random model)")
+	dir := fs.String("model", "", "Hugging Face model directory with config.json, safetensors and tokenizer.json, or a llama-architecture .gguf file (default: the embedded tiny random model)")
 	prompt := fs.String("prompt", "", "the text to continue")
 	maxNew := fs.Int("max-new-tokens", 64, "tokens to generate at most")
 	temp := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy")
@@ -55,6 +56,13 @@ func runGenerate(args []string) error {
 			return err
 		}
 		tok = model.ByteTokenizer{}
+	} else if strings.HasSuffix(strings.ToLower(*dir), ".gguf") {
+		if tok, err = tokenizer.LoadGGUF(*dir); err != nil {
+			return err
+		}
+		if m, err = model.LoadGGUF(ctx, *dir, opts); err != nil {
+			return err
+		}
 	} else {
 		if _, err := os.Stat(filepath.Join(*dir, "tokenizer.json")); err != nil {
 			return fmt.Errorf("model directory %s has no tokenizer.json: generate needs the model's tokenizer", *dir)
