@@ -45,6 +45,7 @@ type Evaluator struct {
 	cellID  int
 	running map[int]*cellRun // cells still executing, by id
 	cur     *cellRun         // the cell running now, nil between cells
+	stdin   []byte           // the rest of the last line read for the interpreter's stdin
 	frames  []string         // panic frames the interpreter printed during the current cell
 	closed  bool
 }
@@ -239,6 +240,12 @@ type inputReader struct{ e *Evaluator }
 func (r inputReader) Read(p []byte) (int, error) {
 	r.e.mu.Lock()
 	c := r.e.cur
+	if len(r.e.stdin) > 0 {
+		n := copy(p, r.e.stdin)
+		r.e.stdin = r.e.stdin[n:]
+		r.e.mu.Unlock()
+		return n, nil
+	}
 	r.e.mu.Unlock()
 	if c == nil {
 		return 0, io.EOF
@@ -247,7 +254,12 @@ func (r inputReader) Read(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return copy(p, line+"\n"), nil // a line longer than p is cut: fmt.Scan reads small buffers
+	r.e.mu.Lock()
+	defer r.e.mu.Unlock()
+	r.e.stdin = append(r.e.stdin, line+"\n"...)
+	n := copy(p, r.e.stdin)
+	r.e.stdin = r.e.stdin[n:]
+	return n, nil
 }
 
 // Execute runs one cell (see kernel.Evaluator): magics, then its items in order. ctx cancels it.
@@ -263,6 +275,7 @@ func (e *Evaluator) Execute(ctx context.Context, code string, out Output) (resul
 	e.running[c.id] = c
 	e.cur = c
 	e.frames = nil
+	e.stdin = nil
 	e.mu.Unlock()
 
 	capture.flush() // what was written before the cell is not the cell's

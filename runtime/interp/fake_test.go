@@ -1,9 +1,12 @@
 package interp
 
 import (
+	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	finlora "github.com/finlora/finlora/runtime"
 )
 
 // fakeOutput records what a cell publishes.
@@ -51,8 +54,16 @@ func (f *fakeOutput) Input(prompt string, _ bool) (string, error) {
 	return s, nil
 }
 
-func (f *fakeOutput) stdout() string { f.mu.Lock(); defer f.mu.Unlock(); return f.streams["stdout"].String() }
-func (f *fakeOutput) stderr() string { f.mu.Lock(); defer f.mu.Unlock(); return f.streams["stderr"].String() }
+func (f *fakeOutput) stdout() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.streams["stdout"].String()
+}
+func (f *fakeOutput) stderr() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.streams["stderr"].String()
+}
 
 func newEval(t *testing.T) *Evaluator {
 	t.Helper()
@@ -63,3 +74,12 @@ func newEval(t *testing.T) *Evaluator {
 	t.Cleanup(func() { e.Close() })
 	return e
 }
+
+// freeCounter is a session object that counts its Free calls.
+type freeCounter struct{ n int }
+
+func (f *freeCounter) Free() error { f.n++; return nil }
+
+func runtimePut(name string, o *freeCounter) error { return finlora.Put(name, o) }
+
+func unsetenv(k string) error { return os.Unsetenv(k) }
