@@ -84,8 +84,14 @@ func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParam
 		sc := scratch[worker][:hi-lo+1]
 		stride := hkv * d
 		base := (bi*S*hkv + kh) * d
-		for j := lo; j <= hi; j++ {
-			sc[j-lo] = p.Scale * dot(qrow, ks[base+j*stride:base+j*stride+d])
+		j := lo
+		for ; j+4 <= hi+1; j += 4 {
+			o0 := base + j*stride
+			s0, s1, s2, s3 := dot4(qrow, ks[o0:o0+d], ks[o0+stride:o0+stride+d], ks[o0+2*stride:o0+2*stride+d], ks[o0+3*stride:o0+3*stride+d])
+			sc[j-lo], sc[j-lo+1], sc[j-lo+2], sc[j-lo+3] = p.Scale*float32(s0), p.Scale*float32(s1), p.Scale*float32(s2), p.Scale*float32(s3)
+		}
+		for ; j <= hi; j++ {
+			sc[j-lo] = p.Scale * float32(dot64(qrow, ks[base+j*stride:base+j*stride+d]))
 		}
 		l := softmaxRow(sc, sc)
 		if lse != nil {

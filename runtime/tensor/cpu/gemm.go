@@ -175,24 +175,6 @@ func dot64(x, y []float32) float64 {
 	return s
 }
 
-// dot returns Σ x[i]·y[i] in float32 with four partial sums (attention scores).
-func dot(x, y []float32) float32 {
-	n := len(x)
-	y = y[:n]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += x[i] * y[i]
-		s1 += x[i+1] * y[i+1]
-		s2 += x[i+2] * y[i+2]
-		s3 += x[i+3] * y[i+3]
-	}
-	for ; i < n; i++ {
-		s0 += x[i] * y[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
 // gemmNN: out[m,n] = alpha·Σ_k a[m,k]·w[k,n] + beta·out, the backward's layout (dx = dy·W).
 func (b *Backend) gemmNN(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, beta float32) {
 	ws, isF32 := w.Data().([]float32)
