@@ -3,8 +3,22 @@
 // with a KV cache, and the hook points for LoRA adapters (Linear.Adapter).
 //
 // Shapes use B for the batch (sequences), T for the tokens of this call per sequence, D for the
-// hidden size, Hq/Hkv for query/key-value heads of width HD, V for the vocabulary. Activations are
-// F32; weights keep their stored dtype unless LoadOptions.DType converts them.
+// hidden size, Hq/Hkv for query/key-value heads of width HD, I for the MLP width, V for the
+// vocabulary. Activations are F32; weights keep their stored dtype unless LoadOptions.DType
+// converts them.
+//
+// The forward pass (Model.Hidden) is, per layer l, on the residual stream x [B, T, D]:
+//
+//	h = RMSNorm(x, l.InputNorm)
+//	q, k, v = l.Q(h) [B,T,Hq,HD], l.K(h), l.V(h) [B,T,Hkv,HD]   (Linear.Forward: x·Wᵀ + bias + adapter)
+//	q, k = RMSNorm per head (qwen3: l.QNorm, l.KNorm); Rope(q), Rope(k) at each token's position
+//	x += l.O(Attention(q, cache k/v))       causal, left padding masked, l.Window if set
+//	h = RMSNorm(x, l.PostAttnNorm)
+//	x += l.Down(silu(l.Gate(h)) ⊙ l.Up(h))
+//
+// then x = RMSNorm(x, Norm) and logits = LMHead(x). Positions count from each sequence's first
+// real token (RopeTables gives the cos/sin tables). Training code (package train) runs the same
+// steps with its own saved activations, reading the exported fields of Model and Layer.
 package model
 
 import (
