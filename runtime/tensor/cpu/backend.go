@@ -55,7 +55,7 @@ func (b *Backend) Capabilities() tensor.Capabilities {
 		WeightDTypes:     []tensor.DType{tensor.F32, tensor.F16, tensor.BF16},
 		ActivationDTypes: []tensor.DType{tensor.F32},
 		Parallelism:      b.workers,
-		Extensions:       []string{"backward"}, // tensor.Backward (backward.go)
+		Extensions:       []string{"backward", "quantized"}, // tensor.Backward (backward.go), tensor.Quantized (quantized.go)
 	}
 }
 
