@@ -1,0 +1,184 @@
+package cuda
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// attnShape validates the operands of Attention/AttentionBackward and returns the dims.
+type attnDims struct {
+	B, T, Hq, D, S, Hkv, kvLen int
+}
+
+func (b *Backend) attnDims(op string, q, k, v, out *tensor.Tensor, p tensor.AttentionParams) (attnDims, error) {
+	var a attnDims
+	if q.Rank() != 4 || k.Rank() != 4 || !tensor.SameShape(k.Shape(), v.Shape()) || !tensor.SameShape(q.Shape(), out.Shape()) {
+		return a, fmt.Errorf("cuda: %s: q %v, k %v, v %v, out %v (want q, out [B T Hq D], k, v [B S Hkv D]): %w", op, q, k, v, out, tensor.ErrShape)
+	}
+	a = attnDims{B: q.Dim(0), T: q.Dim(1), Hq: q.Dim(2), D: q.Dim(3), S: k.Dim(1), Hkv: k.Dim(2)}
+	if k.Dim(0) != a.B || k.Dim(3) != a.D || a.Hkv == 0 || a.Hq%a.Hkv != 0 {
+		return a, fmt.Errorf("cuda: %s: q %v against k %v (batch, head dim, or Hq not a multiple of Hkv): %w", op, q, k, tensor.ErrShape)
+	}
+	if a.D > 256 {
+		return a, fmt.Errorf("cuda: %s: head dim %d > 256 is not supported yet: %w", op, a.D, tensor.ErrUnsupported)
+	}
+	a.kvLen = p.KVLen
+	if a.kvLen == 0 {
+		a.kvLen = p.QStart + a.T
+	}
+	if a.kvLen > a.S || p.QStart < 0 {
+		return a, fmt.Errorf("cuda: %s: %d slots in use (QStart %d) but k holds %d: %w", op, a.kvLen, p.QStart, a.S, tensor.ErrShape)
+	}
+	if p.KeyStart != nil && len(p.KeyStart) != a.B {
+		return a, fmt.Errorf("cuda: %s: KeyStart has %d entries for batch %d: %w", op, len(p.KeyStart), a.B, tensor.ErrShape)
+	}
+	if (a.D+a.S)*4 > 200<<10 {
+		return a, fmt.Errorf("cuda: %s: %d key slots do not fit the simple kernel's shared memory: %w", op, a.S, tensor.ErrUnsupported)
+	}
+	return a, nil
+}
+
+// keyStarts copies p.KeyStart to a workspace block (nil pointer when absent); the caller Puts it.
+func (b *Backend) keyStarts(p tensor.AttentionParams) (*Block, uintptr, error) {
+	if p.KeyStart == nil {
+		return nil, 0, nil
+	}
+	ks := make([]int32, len(p.KeyStart))
+	for i, v := range p.KeyStart {
+		ks[i] = int32(v)
+	}
+	blk, err := b.dev.Alloc.Get(int64(4*len(ks)), Workspace)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := b.dev.htod(blk.Ptr, unsafe.Pointer(&ks[0]), 4*len(ks)); err != nil {
+		b.dev.Alloc.Put(blk)
+		return nil, 0, err
+	}
+	return blk, blk.Ptr, nil
+}
+
+const attnThreads = 128
+
+// Attention is causal grouped-query attention with left padding and a sliding window (see
+// tensor.Ops.Attention): one block per (query row, head, sequence), scores in shared memory.
+func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParams) error {
+	defer b.lock()()
+	const op = "attention"
+	o, err := b.f32(op, "out", out)
+	if err != nil {
+		return err
+	}
+	qp, err := b.f32(op, "q", q)
+	if err != nil {
+		return err
+	}
+	kp, err := b.f32(op, "k", k)
+	if err != nil {
+		return err
+	}
+	vp, err := b.f32(op, "v", v)
+	if err != nil {
+		return err
+	}
+	a, err := b.attnDims(op, q, k, v, out, p)
+	if err != nil {
+		return err
+	}
+	var lp uintptr
+	if p.LSE != nil {
+		if lp, err = b.f32(op, "LSE", p.LSE); err != nil {
+			return err
+		}
+		if p.LSE.Numel() != a.B*a.Hq*a.T {
+			return fmt.Errorf("cuda: attention: LSE %v, want [%d %d %d]: %w", p.LSE, a.B, a.Hq, a.T, tensor.ErrShape)
+		}
+	}
+	if a.B*a.T*a.Hq == 0 {
+		return nil
+	}
+	ksBlk, ksp, err := b.keyStarts(p)
+	if err != nil {
+		return err
+	}
+	defer b.dev.Alloc.Put(ksBlk)
+	return b.k.launch("attn_fwd", dim3{x: a.T, y: a.Hq, z: a.B}, dim3{x: attnThreads}, (a.D+a.S)*4,
+		o, lp, qp, kp, vp, ksp, a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale)
+}
+
+// AttentionBackward sets dq, dk, dv of Attention (see tensor.Backward) in three passes without
+// atomics: per query row delta = Σ dout⊙out (and the log-sum-exp unless p.LSE is given), then dq per
+// query row, then dk and dv per key slot summing over the query rows and heads that see it.
+func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out *tensor.Tensor, p tensor.AttentionParams) error {
+	defer b.lock()()
+	const op = "attention backward"
+	ptrs := make([]uintptr, 8)
+	for i, x := range []struct {
+		name string
+		t    *tensor.Tensor
+	}{{"dq", dq}, {"dk", dk}, {"dv", dv}, {"dout", dout}, {"q", q}, {"k", k}, {"v", v}, {"out", out}} {
+		var err error
+		if ptrs[i], err = b.f32(op, x.name, x.t); err != nil {
+			return err
+		}
+	}
+	a, err := b.attnDims(op, q, k, v, out, p)
+	if err != nil {
+		return err
+	}
+	if !tensor.SameShape(dq.Shape(), q.Shape()) || !tensor.SameShape(dout.Shape(), q.Shape()) ||
+		!tensor.SameShape(dk.Shape(), k.Shape()) || !tensor.SameShape(dv.Shape(), k.Shape()) {
+		return fmt.Errorf("cuda: %s: q %v, k %v, dq %v, dk %v, dv %v, dout %v: %w", op, q, k, dq, dk, dv, dout, tensor.ErrShape)
+	}
+	pdq, pdk, pdv, pdo, pq, pk, pv, po := ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7]
+	rows := a.B * a.Hq * a.T
+	if rows == 0 || a.S == 0 {
+		if err := b.dev.memset0(pdk, int(dk.Bytes())); err != nil {
+			return err
+		}
+		if err := b.dev.memset0(pdv, int(dv.Bytes())); err != nil {
+			return err
+		}
+		return b.dev.memset0(pdq, int(dq.Bytes()))
+	}
+	stats, err := b.dev.Alloc.Get(int64(8*rows), Workspace)
+	if err != nil {
+		return fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	defer b.dev.Alloc.Put(stats)
+	lse, delta := stats.Ptr, stats.Ptr+uintptr(4*rows)
+	haveLSE := 0
+	if p.LSE != nil {
+		lp, err := b.f32(op, "LSE", p.LSE)
+		if err != nil {
+			return err
+		}
+		if p.LSE.Numel() != rows {
+			return fmt.Errorf("cuda: %s: LSE %v, want [%d %d %d]: %w", op, p.LSE, a.B, a.Hq, a.T, tensor.ErrShape)
+		}
+		if err := b.dev.dtod(lse, lp, 4*rows); err != nil {
+			return err
+		}
+		haveLSE = 1
+	}
+	ksBlk, ksp, err := b.keyStarts(p)
+	if err != nil {
+		return err
+	}
+	defer b.dev.Alloc.Put(ksBlk)
+	rowGrid := dim3{x: a.T, y: a.Hq, z: a.B}
+	blk := dim3{x: attnThreads}
+	if err := b.k.launch("attn_bwd_prep", rowGrid, blk, (a.D+a.S)*4, lse, delta, pdo, po, pq, pk, ksp, haveLSE,
+		a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale); err != nil {
+		return err
+	}
+	if err := b.k.launch("attn_bwd_dq", rowGrid, blk, (2*a.D+a.S)*4, pdq, pdo, pq, pk, pv, lse, delta, ksp,
+		a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale); err != nil {
+		return err
+	}
+	nw := attnThreads / 32
+	return b.k.launch("attn_bwd_dkdv", dim3{x: a.S, y: a.Hkv, z: a.B}, blk, (2*a.D+nw*2*a.D)*4, pdk, pdv, pdo, pq, pk, pv, lse, delta, ksp,
+		a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale)
+}

@@ -1,0 +1,69 @@
+// elementwise.cu: fills, dtype conversions and the pointwise ops of tensor.Ops / tensor.Backward.
+// All activations are F32; "w" operands may be F32/F16/BF16 (dt codes in common.cuh).
+#include "common.cuh"
+
+extern "C" __global__ void fill(void* x, int dt, float v, i64 n) {
+    FOR_EACH(i, n) store_w(x, i, dt, v);
+}
+
+// convert copies n floats between dtypes (F32/F16/BF16 in any direction).
+extern "C" __global__ void convert(void* dst, int ddt, const void* src, int sdt, i64 n) {
+    FOR_EACH(i, n) store_w(dst, i, ddt, load_w(src, i, sdt));
+}
+
+// add: out = a + alpha·b.
+extern "C" __global__ void add(float* out, const float* a, const float* b, float alpha, i64 n) {
+    FOR_EACH(i, n) out[i] = a[i] + alpha * b[i];
+}
+
+extern "C" __global__ void mul(float* out, const float* a, const float* b, i64 n) {
+    FOR_EACH(i, n) out[i] = a[i] * b[i];
+}
+
+extern "C" __global__ void scale(float* out, const float* x, float s, i64 n) {
+    FOR_EACH(i, n) out[i] = s * x[i];
+}
+
+// swiglu: out = silu(gate)·up, silu(g) = g·sigmoid(g).
+extern "C" __global__ void swiglu(float* out, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) {
+        float g = gate[i];
+        out[i] = g / (1.f + expf(-g)) * up[i];
+    }
+}
+
+// swiglu_bwd: s = sigmoid(g); dgate = dy·up·s·(1 + g·(1−s)); dup = dy·g·s. dgate may alias gate,
+// dup may alias up (each element is read before it is written).
+extern "C" __global__ void swiglu_bwd(float* dgate, float* dup, const float* dy, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) {
+        float g = gate[i], u = up[i], y = dy[i];
+        float s = 1.f / (1.f + expf(-g));
+        dgate[i] = y * u * s * (1.f + g * (1.f - s));
+        dup[i] = y * g * s;
+    }
+}
+
+// add_bias: x[r, c] += bias[c] for x [rows, cols].
+extern "C" __global__ void add_bias(float* x, const void* bias, int dt, i64 cols, i64 n) {
+    FOR_EACH(i, n) x[i] += load_w(bias, i % cols, dt);
+}
+
+// mul_cols: out[r, c] = x[r, c]·v[c].
+extern "C" __global__ void mul_cols(float* out, const float* x, const float* v, i64 cols, i64 n) {
+    FOR_EACH(i, n) out[i] = x[i] * v[i % cols];
+}
+
+// copy_rows copies `outer` blocks of `width` elements of size esize bytes with strides (in
+// elements) sstride and dstride: the strided part of Slice/SetSlice. Uses 4-, 2- or 1-byte units.
+extern "C" __global__ void copy_blocks(char* dst, const char* src, i64 outer, i64 width, i64 dstride, i64 sstride, int esize) {
+    i64 n = outer * width;
+    FOR_EACH(i, n) {
+        i64 o = i / width, w = i % width;
+        const char* s = src + (o * sstride + w) * esize;
+        char* d = dst + (o * dstride + w) * esize;
+        if (esize == 4) *(u32*)d = *(const u32*)s;
+        else if (esize == 2) *(u16*)d = *(const u16*)s;
+        else if (esize == 8) *(i64*)d = *(const i64*)s;
+        else *d = *s;
+    }
+}
