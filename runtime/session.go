@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 )
@@ -44,12 +45,23 @@ func (s *Session) Put(name string, obj Object) error {
 	old, had := s.objs[name]
 	s.objs[name] = obj
 	s.mu.Unlock()
-	if had && old != obj {
+	if had && !sameObject(old, obj) {
 		if err := old.Free(); err != nil {
 			return fmt.Errorf("session put %q: free the object it replaced: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// sameObject reports whether a and b are the same object. Objects of uncomparable dynamic types
+// (structs with func fields, such as the interpreter's wrappers of cell-defined types) are never
+// the same, where == would panic.
+func sameObject(a, b Object) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb || !ta.Comparable() {
+		return false
+	}
+	return a == b
 }
 
 // Get returns the object stored under name; ok is false when there is none. The Session keeps

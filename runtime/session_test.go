@@ -37,6 +37,25 @@ func TestSessionReplaceFreesOld(t *testing.T) {
 	}
 }
 
+// uncomparable is an Object whose dynamic type cannot be compared with ==.
+type uncomparable struct {
+	free func() error
+}
+
+func (u uncomparable) Free() error { return u.free() }
+
+func TestSessionUncomparableObjects(t *testing.T) {
+	s := NewSession()
+	n := 0
+	o := uncomparable{free: func() error { n++; return nil }}
+	if err := s.Put("u", o); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put("u", uncomparable{free: func() error { return nil }}); err != nil || n != 1 {
+		t.Fatalf("replace uncomparable: %v, old freed %d times", err, n)
+	}
+}
+
 func TestSessionFreeAndNames(t *testing.T) {
 	var freed []string
 	s := NewSession()
