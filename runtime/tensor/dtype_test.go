@@ -34,13 +34,13 @@ func TestNarrowingRoundsToNearestEven(t *testing.T) {
 		bf, half uint16
 	}{
 		{1, 0x3f80, 0x3c00},
-		{1 + 1.0/256, 0x3f80, 0x3c04},           // bf16 tie (1 + half an ulp) goes to even 1.0
-		{1 + 3.0/256, 0x3f82, 0x3c0c},           // bf16 tie goes up to even 0x3f82
-		{1 + 1.0/2048, 0x3f80, 0x3c00},          // f16 tie goes to even
-		{1 + 3.0/2048, 0x3f80, 0x3c02},          // f16 tie goes up to even
-		{65520, 0x4780, 0x7c00},                 // f16 overflow rounds to +inf
-		{float32(math.Pow(2, -25)), 0x3300, 0},  // f16: exactly half the smallest subnormal: to even 0
-		{float32(math.Pow(2, -24)), 0x3380, 1},  // smallest f16 subnormal
+		{1 + 1.0/256, 0x3f80, 0x3c04},          // bf16 tie (1 + half an ulp) goes to even 1.0
+		{1 + 3.0/256, 0x3f82, 0x3c0c},          // bf16 tie goes up to even 0x3f82
+		{1 + 1.0/2048, 0x3f80, 0x3c00},         // f16 tie goes to even
+		{1 + 3.0/2048, 0x3f80, 0x3c02},         // f16 tie goes up to even
+		{65520, 0x4780, 0x7c00},                // f16 overflow rounds to +inf
+		{float32(math.Pow(2, -25)), 0x3300, 0}, // f16: exactly half the smallest subnormal: to even 0
+		{float32(math.Pow(2, -24)), 0x3380, 1}, // smallest f16 subnormal
 		{-2, 0xc000, 0xc000},
 	}
 	for _, c := range cases {
