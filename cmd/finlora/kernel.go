@@ -39,11 +39,11 @@ func runKernel(args []string) error {
 	if err != nil {
 		return err
 	}
-	ev, err := newEvaluator()
+	ev, logw, err := newEvaluator()
 	if err != nil {
 		return fmt.Errorf("start the Go interpreter: %w", err)
 	}
-	k, err := kernel.New(info, ev, kernel.WithVersion(version), kernel.WithHistoryFile(*history))
+	k, err := kernel.New(info, ev, kernel.WithVersion(version), kernel.WithHistoryFile(*history), kernel.WithLog(logw))
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -77,6 +76,9 @@ def execute(path, tmp_path):
     cmd = ["jupyter", "nbconvert", "--to", "notebook", "--execute",
            f"--ExecutePreprocessor.kernel_name={KERNEL_NAME}",
            "--ExecutePreprocessor.timeout=600",
+           # Run every cell even after an error, so that all problems are reported at once, and
+           # check the error rules per cell below (nbconvert alone would stop at the first one).
+           "--allow-errors",
            "--output-dir", str(out_dir), path]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, f"nbconvert failed ({p.returncode}):\n{p.stderr[-6000:]}"
@@ -100,6 +102,9 @@ def test_notebook_executes(path, tmp_path):
             problems.append(f"{where}: unexpected error:\n{err[:2000]}")
         if expects_error and not err:
             problems.append(f"{where}: tagged raises-exception but produced no error")
+        if EXPECT_ERROR.search(src) and not expects_error:
+            problems.append(f"{where}: has '// expect-error:' but lacks the cell tag raises-exception "
+                            "(without it, Run All in Jupyter and nbconvert --execute stop at this cell)")
         text = output_text(cell)
         for want in EXPECT.findall(src):
             if want not in text:
