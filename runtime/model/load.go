@@ -16,6 +16,12 @@ type LoadOptions struct {
 	// DType converts every weight to F32, F16 or BF16; Invalid keeps each tensor's stored dtype
 	// (dtypes the backend cannot take as weights, e.g. F64, become F32).
 	DType tensor.DType
+	// Linear, when set, is asked first for the weight of every linear layer (the decoder layers'
+	// projections and the LM head): it returns a PackedWeight to hold instead of the dense weight
+	// (quantized base weights, made on the backend: see runtime/qmodel), or nil to load the weight
+	// dense as usual. name is the module name ("model.layers.0.self_attn.q_proj", "lm_head"); the
+	// weight is [out, in]. The Model owns what it returns (Model.Free frees it).
+	Linear func(name string, in, out int) (PackedWeight, error)
 }
 
 // Load reads a Hugging Face model directory: config.json and model.safetensors (or the shards of
@@ -54,7 +60,7 @@ func FromSource(ctx context.Context, cfg *Config, src safetensors.Source, opts L
 	if opts.DType != tensor.Invalid && !opts.DType.IsFloat() {
 		return nil, fmt.Errorf("load options: dtype %s is not a float type", opts.DType)
 	}
-	l := &loader{ctx: ctx, b: b, src: src, want: opts.DType}
+	l := &loader{ctx: ctx, b: b, src: src, want: opts.DType, hook: opts.Linear}
 	m := &Model{Config: cfg, Backend: b, Source: "(tensors)"}
 	ok := false
 	defer func() {
@@ -95,7 +101,10 @@ func FromSource(ctx context.Context, cfg *Config, src safetensors.Source, opts L
 	if l.err != nil {
 		return nil, l.err
 	}
-	m.DType = m.Layers[0].Q.Weight.DType()
+	m.DType = m.Embed.DType()
+	if w := m.Layers[0].Q.Weight; w != nil { // packed (quantized) layers: the embeddings' dtype
+		m.DType = w.DType()
+	}
 	if err := m.ensureRope(min(max(c.MaxPositionEmbeddings, 256), 4096)); err != nil {
 		return nil, err
 	}
@@ -111,12 +120,38 @@ type loader struct {
 	want tensor.DType
 	made []*tensor.Tensor
 	err  error
+
+	hook   func(name string, in, out int) (PackedWeight, error) // LoadOptions.Linear
+	packed []PackedWeight
 }
 
-func (l *loader) freeAll() { tensor.FreeAll(l.made...) }
+func (l *loader) freeAll() {
+	tensor.FreeAll(l.made...)
+	for _, p := range l.packed {
+		p.Free()
+	}
+}
 
 func (l *loader) linear(name string, in, out int, bias bool) *Linear {
-	lin := &Linear{Name: name, In: in, Out: out, Weight: l.get(name+".weight", out, in)}
+	lin := &Linear{Name: name, In: in, Out: out}
+	if l.hook != nil && l.err == nil {
+		if err := l.ctx.Err(); err != nil {
+			l.err = err
+			return lin
+		}
+		p, err := l.hook(name, in, out)
+		if err != nil {
+			l.err = fmt.Errorf("linear %s: %w", name, err)
+			return lin
+		}
+		if p != nil {
+			l.packed = append(l.packed, p)
+			lin.Packed = p
+		}
+	}
+	if lin.Packed == nil {
+		lin.Weight = l.get(name+".weight", out, in)
+	}
 	if bias {
 		lin.Bias = l.get(name+".bias", out)
 	}
