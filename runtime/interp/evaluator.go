@@ -333,11 +333,11 @@ func (e *Evaluator) run(ctx context.Context, code string) (map[string]any, error
 		last = v
 	}
 	fe := finalExpr(chunks)
-	if fe == nil || !last.IsValid() || isPrintCall(fe) {
+	if fe == nil || !last.IsValid() || isPrintCall(fe) || e.isVoidCall(in, fe) {
 		return nil, nil
 	}
 	if last.Kind() == reflect.Interface && last.IsNil() {
-		return map[string]any{"text/plain": "<nil>"}, nil
+		return nil, nil // a nil error (or any nil interface) is not worth a result, as Python's None
 	}
 	if !last.CanInterface() {
 		return map[string]any{"text/plain": fmt.Sprintf("%v", last)}, nil
@@ -401,6 +401,44 @@ func isPrintCall(x ast.Expr) bool {
 	}
 	pkg, ok := sel.X.(*ast.Ident)
 	return ok && pkg.Name == "fmt" && (strings.HasPrefix(sel.Sel.Name, "Print") || strings.HasPrefix(sel.Sel.Name, "Fprint"))
+}
+
+// isVoidCall reports whether x calls a function without results (the interpreter then returns a
+// leftover value that must not be shown). The function is looked up without calling it: a
+// function literal by its type, a builtin by name, a name or selector chain by evaluating it.
+func (e *Evaluator) isVoidCall(in *yaegi.Interpreter, x ast.Expr) bool {
+	call, ok := x.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	switch fun := call.Fun.(type) {
+	case *ast.FuncLit:
+		return fun.Type.Results == nil || len(fun.Type.Results.List) == 0
+	case *ast.Ident:
+		switch fun.Name {
+		case "close", "delete", "panic", "print", "println", "clear":
+			return true
+		}
+	}
+	text := selectorText(call.Fun)
+	if text == "" {
+		return false
+	}
+	v, err := in.Eval(text)
+	return err == nil && v.IsValid() && v.Kind() == reflect.Func && v.Type().NumOut() == 0
+}
+
+// selectorText returns "a.b.c" for an identifier or a selector chain of identifiers, else "".
+func selectorText(x ast.Expr) string {
+	switch x := x.(type) {
+	case *ast.Ident:
+		return x.Name
+	case *ast.SelectorExpr:
+		if s := selectorText(x.X); s != "" {
+			return s + "." + x.Sel.Name
+		}
+	}
+	return ""
 }
 
 // cellError converts an interpreter error into an *Error with the cell's positions.

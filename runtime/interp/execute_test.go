@@ -54,10 +54,15 @@ z`)
 		t.Errorf("result %v", res)
 	}
 	// a cell ending in a statement or a print has no result
-	for _, c := range []string{"a := 1", `fmt.Println("x")`, "func g() {}", "import \"bytes\""} {
+	mustExec(t, e, "type counter struct{ n int }\nfunc (c *counter) Inc() { c.n++ }\ncnt := &counter{}\nfunc noResult(x int) {}")
+	for _, c := range []string{"a := 1", `fmt.Println("x")`, "func g() {}", "import \"bytes\"",
+		"cnt.Inc()", "noResult(41)", "func() {}()", "os.Setenv(\"FINLORA_X\", \"1\")", "close(make(chan int))"} {
 		if _, res := mustExec(t, e, c); res != nil {
 			t.Errorf("cell %q: result %v, want none", c, res)
 		}
+	}
+	if _, res := mustExec(t, e, "cnt.n"); res["text/plain"] != "1" {
+		t.Errorf("a void method call as final expression ran %v times, want 1", res)
 	}
 }
 

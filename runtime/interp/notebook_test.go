@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,8 @@ var (
 
 // TestTourNotebook runs the code cells of notebooks/00-kernel-tour.ipynb through the evaluator
 // (no Jupyter needed) and checks the notebook convention: every "// expect: TEXT" appears in the
-// cell's outputs, and only cells marked "// expect-error: TEXT" fail, with TEXT in the error.
+// cell's outputs, and only cells marked "// expect-error: TEXT" (and tagged raises-exception, as
+// nbclient wants) fail, with TEXT in the error.
 func TestTourNotebook(t *testing.T) {
 	raw, err := os.ReadFile("../../notebooks/00-kernel-tour.ipynb")
 	if err != nil {
@@ -25,8 +27,11 @@ func TestTourNotebook(t *testing.T) {
 	}
 	var nb struct {
 		Cells []struct {
-			Type   string   `json:"cell_type"`
-			Source []string `json:"source"`
+			Type     string   `json:"cell_type"`
+			Source   []string `json:"source"`
+			Metadata struct {
+				Tags []string `json:"tags"`
+			} `json:"metadata"`
 		} `json:"cells"`
 		Metadata struct {
 			Kernelspec struct{ Name, Language string } `json:"kernelspec"`
@@ -57,6 +62,9 @@ func TestTourNotebook(t *testing.T) {
 			fmt.Fprintf(&all, "%v\n", v)
 		}
 		wantErr := reExpectError.FindStringSubmatch(src)
+		if tagged := slices.Contains(c.Metadata.Tags, "raises-exception"); tagged != (wantErr != nil) {
+			t.Errorf("cell %d: expect-error %v but raises-exception tag %v (nbconvert stops at an untagged error)", i, wantErr != nil, tagged)
+		}
 		switch {
 		case err != nil && wantErr == nil:
 			t.Errorf("cell %d failed: %v\n%s", i, err, src)
