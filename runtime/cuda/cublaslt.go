@@ -17,7 +17,7 @@ type cublasLtAPI struct {
 }
 
 var ltSyms = []string{
-	"cublasLtCreate", "cublasLtDestroy", "cublasLtGetVersion", "cublasLtGetStatusName", "cublasLtGetStatusString",
+	"cublasLtCreate", "cublasLtDestroy", "cublasLtGetVersion",
 	"cublasLtMatmulDescCreate", "cublasLtMatmulDescDestroy", "cublasLtMatmulDescSetAttribute",
 	"cublasLtMatrixLayoutCreate", "cublasLtMatrixLayoutDestroy", "cublasLtMatmulPreferenceCreate",
 	"cublasLtMatmulPreferenceDestroy", "cublasLtMatmulPreferenceSetAttribute", "cublasLtMatmulAlgoGetHeuristic",
@@ -46,6 +46,11 @@ func loadCublasLt() (*cublasLtAPI, error) {
 			}
 			l.syms[s] = p
 		}
+		for _, s := range []string{"cublasLtGetStatusName", "cublasLtGetStatusString"} { // optional
+			if p, err := lib.sym(s); err == nil {
+				l.syms[s] = p
+			}
+		}
 		v, _, _ := purego.SyscallN(l.syms["cublasLtGetVersion"])
 		l.Version = int(v)
 		ltLib = l
@@ -59,9 +64,16 @@ func (l *cublasLtAPI) call(name string, args ...uintptr) error {
 	if int32(r) == 0 {
 		return nil
 	}
-	n, _, _ := purego.SyscallN(l.syms["cublasLtGetStatusName"], r)
-	s, _, _ := purego.SyscallN(l.syms["cublasLtGetStatusString"], r)
-	return &Error{Call: name, Code: int(int32(r)), Name: gostr(n), Msg: gostr(s)}
+	e := &Error{Call: name, Code: int(int32(r)), Name: "CUBLAS_STATUS", Msg: "cuBLASLt"}
+	if p := l.syms["cublasLtGetStatusName"]; p != 0 {
+		n, _, _ := purego.SyscallN(p, r)
+		e.Name = gostr(n)
+	}
+	if p := l.syms["cublasLtGetStatusString"]; p != 0 {
+		s, _, _ := purego.SyscallN(p, r)
+		e.Msg = gostr(s)
+	}
+	return e
 }
 
 // CublasLtVersion returns the loaded cuBLASLt version (e.g. 130000 for 13.0.0) and library.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# gpu-check.sh: runs on the GPU machine (no Go there). Build first, here:
+#   CGO_ENABLED=0 go test -c -o bin/cuda.test ./runtime/cuda
+#   CGO_ENABLED=0 go test -c -o bin/model.test ./runtime/model
+#   CGO_ENABLED=0 go test -c -o bin/train.test ./runtime/train
+#   CGO_ENABLED=0 go build -o bin/finlora ./cmd/finlora
+# (scripts/build-gpu-bins.sh does all four and gzips them into bin/gz), then run this through the
+# device tool with carry [bin/gz]. Logs go to $OUT (or ./out); a summary
+# table is printed last. Extra steps: GPU_CHECK_BENCH="args" runs `finlora bench args` and
+# scripts/bench_peft.py with the same shape.
+set -u
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT"
+BIN=/tmp/finlora-bin
+mkdir -p $BIN
+for f in bin/gz/*.gz; do gunzip -c "$f" >"$BIN/$(basename "$f" .gz)" && chmod +x "$BIN/$(basename "$f" .gz)"; done
+export FINLORA_REQUIRE_GPU=1 FINLORA_DEVICE=${FINLORA_DEVICE:-cuda} FINLORA_CACHE=$OUT/cache
+declare -a SUMMARY
+step() { # name, log, dir, command...
+	local name=$1 log=$2 dir=$3
+	shift 3
+	local t0=$(date +%s%N)
+	(cd "$dir" && "$@") >"$OUT/$log" 2>&1
+	local rc=$?
+	local ms=$((($(date +%s%N) - t0) / 1000000))
+	SUMMARY+=("$(printf '%-34s rc=%-3s %6d ms  %s' "$name" "$rc" "$ms" "$log")")
+	return $rc
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv >"$OUT/nvidia-smi.txt" 2>&1
+T="-test.v -test.count=1 -test.timeout=${GPU_CHECK_TIMEOUT:-240s}"
+step "finlora doctor -compile" doctor.log . "$BIN/finlora" doctor -compile
+step "cuda tests" cuda.log runtime/cuda "$BIN/cuda.test" $T
+step "model device parity" model.log runtime/model "$BIN/model.test" $T -test.run Device
+step "train device parity" train.log runtime/train "$BIN/train.test" $T -test.run Device
+if [ -n "${GPU_CHECK_BENCH:-}" ]; then
+	step "finlora bench" bench.log . "$BIN/finlora" bench $GPU_CHECK_BENCH
+	step "peft bench" peft.log . python3 scripts/bench_peft.py $GPU_CHECK_BENCH
+fi
+rm -rf "$OUT/cache"
+echo "==== tails"
+for f in doctor cuda model train bench peft; do
+	[ -f "$OUT/$f.log" ] || continue
+	echo "---- $f.log"
+	grep -E -- '^(--- FAIL|FAIL|panic|ok|PASS)|Error|error|relative|loss|GiB|tok/s|MFU|TFLOP' "$OUT/$f.log" | grep -v -- '--- PASS' | tail -40
+done
+echo "==== summary"
+cat "$OUT/nvidia-smi.txt"
+printf '%s\n' "${SUMMARY[@]}"
