@@ -4,11 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go mod download
+# Debian's python3 is where apt puts the Jupyter packages; tests/jupyter uses it.
+py=/usr/bin/python3
 need_apt=()
 command -v jupyter >/dev/null 2>&1 || need_apt+=(jupyter-notebook jupyter-nbconvert jupyter-console)
-python3 -c 'import jupyter_kernel_test' >/dev/null 2>&1 || need_apt+=(python3-jupyter-kernel-test)
-python3 -c 'import nbclient' >/dev/null 2>&1 || need_apt+=(python3-nbclient)
-python3 -c 'import jupyter_client' >/dev/null 2>&1 || need_apt+=(python3-jupyter-client)
+for pair in jupyter_kernel_test:python3-jupyter-kernel-test nbclient:python3-nbclient \
+            jupyter_client:python3-jupyter-client zmq:python3-zmq pytest:python3-pytest nbformat:python3-nbformat; do
+  mod=${pair%%:*}; pkg=${pair#*:}
+  [ -x "$py" ] && "$py" -c "import $mod" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]}"
