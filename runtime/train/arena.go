@@ -9,8 +9,9 @@ import (
 // arena allocates F32 backend tensors and frees them all at once: the activations of one
 // micro-batch (or of one layer under recomputation) live in one arena.
 type arena struct {
-	b  tensor.Backend
-	ts []*tensor.Tensor
+	b    tensor.Backend
+	ts   []*tensor.Tensor
+	live *liveBytes // when set, counts the arena's bytes (activation accounting, memory.go)
 }
 
 // f32 allocates a zeroed F32 tensor owned by the arena.
@@ -20,17 +21,22 @@ func (a *arena) f32(shape ...int) (*tensor.Tensor, error) {
 		return nil, fmt.Errorf("train: alloc %v: %w", shape, err)
 	}
 	a.ts = append(a.ts, t)
+	a.live.add(t.Bytes())
 	return t, nil
 }
 
 // keep registers a tensor made elsewhere so the arena frees it.
 func (a *arena) keep(t *tensor.Tensor) *tensor.Tensor {
 	a.ts = append(a.ts, t)
+	a.live.add(t.Bytes())
 	return t
 }
 
 // free releases every tensor of the arena.
 func (a *arena) free() {
+	for _, t := range a.ts {
+		a.live.add(-t.Bytes())
+	}
 	tensor.FreeAll(a.ts...)
 	a.ts = a.ts[:0]
 }

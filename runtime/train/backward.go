@@ -20,7 +20,7 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 	if accumulate {
 		beta = 1
 	}
-	if err := g.b.Gemm(dx, dy, w, false, false, 1, beta); err != nil {
+	if err := w.backward(g.b, dx, dy, beta); err != nil {
 		return fmt.Errorf("train: layer %d %s backward: %w", l, name, err)
 	}
 	la := acts.lin[name]
@@ -67,7 +67,7 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 		if err := g.b.Add(prod, dyB, dy, -1); err != nil { // dy' − dy
 			return err
 		}
-		if err := g.b.Gemm(tmp, prod, w, false, false, 1, 0); err != nil {
+		if err := w.backward(g.b, tmp, prod, 0); err != nil {
 			return err
 		}
 	}
@@ -183,7 +183,7 @@ func (g *graph) layerBackward(ar *arena, mb *microBatch, l int, h *tensor.Tensor
 func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, error) {
 	a := g.base.Arch
 	N := mb.B * mb.T
-	keep := &arena{b: g.b} // lives for the whole micro-batch
+	keep := &arena{b: g.b, live: &g.live} // lives for the whole micro-batch
 	defer keep.free()
 	hs := make([]*tensor.Tensor, a.Layers+1)
 	var err error
@@ -205,7 +205,7 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 		}
 	}()
 	for l := 0; l < a.Layers; l++ {
-		layerArenas[l] = &arena{b: g.b}
+		layerArenas[l] = &arena{b: g.b, live: &g.live}
 		if acts[l], err = g.layerForward(layerArenas[l], mb, l, hs[l], hs[l+1]); err != nil {
 			return 0, err
 		}
@@ -265,7 +265,7 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 	}
 	for l := a.Layers - 1; l >= 0; l-- {
 		if acts[l] == nil { // recompute this layer's forward (same dropout masks)
-			layerArenas[l] = &arena{b: g.b}
+			layerArenas[l] = &arena{b: g.b, live: &g.live}
 			scratch, err := layerArenas[l].f32(N, a.Hidden)
 			if err != nil {
 				return 0, err
@@ -274,7 +274,7 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 				return 0, err
 			}
 		}
-		bwd := &arena{b: g.b}
+		bwd := &arena{b: g.b, live: &g.live}
 		err := g.layerBackward(bwd, mb, l, hs[l], acts[l], dh, dIn)
 		bwd.free()
 		layerArenas[l].free()

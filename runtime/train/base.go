@@ -35,17 +35,21 @@ func linearIndex(name string) int {
 }
 
 // Layer holds the frozen weights of one decoder layer, borrowed from the model: W[i] is the weight
-// [out, in] (F32/F16/BF16) of LinearNames[i], Bias[i] its bias [out] or nil; QNorm/KNorm are the
-// per-head norms [D] of Qwen3, nil otherwise.
+// [out, in] (F32/F16/BF16) of LinearNames[i], or nil when Packed[i] holds it quantized (QLoRA);
+// Bias[i] its bias [out] or nil; QNorm/KNorm are the per-head norms [D] of Qwen3, nil otherwise.
 type Layer struct {
 	AttnNorm, MLPNorm *tensor.Tensor // [H]
 	W, Bias           [7]*tensor.Tensor
+	Packed            [7]PackedLinear
 	QNorm, KNorm      *tensor.Tensor
 	Window            int // sliding-window size of this layer; 0 = full attention
 }
 
-func (ly *Layer) weight(name string) *tensor.Tensor { return ly.W[linearIndex(name)] }
-func (ly *Layer) bias(name string) *tensor.Tensor   { return ly.Bias[linearIndex(name)] }
+func (ly *Layer) weight(name string) frozen {
+	i := linearIndex(name)
+	return frozen{dense: ly.W[i], packed: ly.Packed[i]}
+}
+func (ly *Layer) bias(name string) *tensor.Tensor { return ly.Bias[linearIndex(name)] }
 
 // Base is a frozen decoder as the training graph sees it. Weight tensors are borrowed from the
 // model.Model it was made from (which must outlive it); the rotary tables Cos, Sin, NegSin are the
@@ -65,8 +69,9 @@ type Base struct {
 }
 
 // NewBase wraps a loaded model for training sequences of up to maxPositions tokens (0: the
-// model's max_position_embeddings, capped at 4096). Quantized (packed) linear layers are not
-// supported yet. The model keeps ownership of its weights.
+// model's max_position_embeddings, capped at 4096). Quantized linear layers of the decoder (packed
+// weights implementing PackedLinear, e.g. runtime/qmodel's) stay quantized and frozen: QLoRA. The
+// model keeps ownership of its weights.
 func NewBase(m *model.Model, maxPositions int) (*Base, error) {
 	c := m.Config
 	if maxPositions <= 0 {
@@ -81,10 +86,11 @@ func NewBase(m *model.Model, maxPositions int) (*Base, error) {
 	for _, ml := range m.Layers {
 		ly := Layer{AttnNorm: ml.InputNorm, MLPNorm: ml.PostAttnNorm, QNorm: ml.QNorm, KNorm: ml.KNorm, Window: ml.Window}
 		for i, lin := range ml.Linears() {
-			if lin.Packed != nil || lin.Weight == nil {
-				return nil, fmt.Errorf("train: model %s: %s is quantized (packed); training on quantized base weights is not supported yet", m.Source, lin.Name)
+			f, err := frozenOf(m, lin)
+			if err != nil {
+				return nil, err
 			}
-			ly.W[i], ly.Bias[i] = lin.Weight, lin.Bias
+			ly.W[i], ly.Packed[i], ly.Bias[i] = f.dense, f.packed, lin.Bias
 		}
 		base.Layers = append(base.Layers, ly)
 	}
@@ -163,9 +169,10 @@ func (m *Base) Linears(weights bool) ([]lora.Linear, error) {
 	for l := range m.Layers {
 		for _, n := range LinearNames {
 			w := m.Layers[l].weight(n)
-			lin := lora.Linear{Path: ModulePath(l, n), In: w.Dim(1), Out: w.Dim(0)}
+			wOut, wIn := w.dims()
+			lin := lora.Linear{Path: ModulePath(l, n), In: wIn, Out: wOut}
 			if weights {
-				v, err := m.Backend.ToFloat32(w)
+				v, err := w.float32(m.Backend)
 				if err != nil {
 					return nil, fmt.Errorf("train: read weight %s: %w", lin.Path, err)
 				}
@@ -181,19 +188,25 @@ func (m *Base) Linears(weights bool) ([]lora.Linear, error) {
 func (m *Base) CheckAdapter(a *lora.Adapter) error {
 	for _, p := range a.Paths() {
 		mod := a.Modules[p]
-		w, err := m.weightOf(p)
+		w, err := m.frozenWeight(p)
 		if err != nil {
 			return err
 		}
-		if w.Dim(0) != mod.Out || w.Dim(1) != mod.In {
-			return fmt.Errorf("train: adapter module %s is [%d, %d], the model's layer is %v", p, mod.Out, mod.In, w.Shape())
+		if out, in := w.dims(); out != mod.Out || in != mod.In {
+			return fmt.Errorf("train: adapter module %s is [%d, %d], the model's layer is [%d, %d]", p, mod.Out, mod.In, out, in)
 		}
 	}
 	return nil
 }
 
-// weightOf returns the base weight of the module at PEFT path p.
+// weightOf returns the dense base weight of the module at PEFT path p (nil when it is packed).
 func (m *Base) weightOf(p string) (*tensor.Tensor, error) {
+	f, err := m.frozenWeight(p)
+	return f.dense, err
+}
+
+// frozenWeight returns the base weight (dense or packed) of the module at PEFT path p.
+func (m *Base) frozenWeight(p string) (frozen, error) {
 	for l := range m.Layers {
 		for _, n := range LinearNames {
 			if ModulePath(l, n) == p {
@@ -201,5 +214,5 @@ func (m *Base) weightOf(p string) (*tensor.Tensor, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("train: adapter module %s is not a linear layer of the model", p)
+	return frozen{}, fmt.Errorf("train: adapter module %s is not a linear layer of the model", p)
 }

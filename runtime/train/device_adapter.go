@@ -83,11 +83,11 @@ func (d *devAdapter) upload(base *Base) error {
 		if m.Magnitude == nil {
 			continue
 		}
-		w, err := base.weightOf(p)
+		w, err := base.frozenWeight(p)
 		if err != nil {
 			return err
 		}
-		wf, err := b.ToFloat32(w)
+		wf, err := w.float32(b)
 		if err != nil {
 			return fmt.Errorf("train: DoRA norm of %s: %w", p, err)
 		}

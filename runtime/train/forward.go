@@ -19,6 +19,7 @@ type graph struct {
 	// recompute drops each layer's activations after its forward and recomputes them in its
 	// backward (gradient checkpointing): only the layer inputs [N, H] stay alive.
 	recompute bool
+	live      liveBytes // activation bytes held by the arenas (memory.go)
 }
 
 // microBatch is one forward/backward unit, already on the backend.
@@ -36,13 +37,13 @@ type microBatch struct {
 //
 // with x_d the dropped-out input (x without dropout, when this is mscale⊙(x·Wᵀ + s·x·Aᵀ·Bᵀ)). It
 // saves pre = x_d·Wᵀ + s·x_d·Aᵀ·Bᵀ for the magnitude's gradient.
-func (g *graph) doraForward(ar *arena, dm *devModule, la *linActs, w, out *tensor.Tensor) error {
+func (g *graph) doraForward(ar *arena, dm *devModule, la *linActs, w frozen, out *tensor.Tensor) error {
 	var err error
 	if la.pre, err = ar.f32(out.Shape()...); err != nil {
 		return err
 	}
 	if la.mask != nil {
-		err = g.b.Gemm(la.pre, la.xm, w, false, true, 1, 0)
+		err = w.forward(g.b, la.pre, la.xm)
 	} else {
 		err = g.b.Copy(la.pre, out)
 	}
@@ -104,7 +105,7 @@ func dropoutMask(mask []float32, p float64, seed uint64, l int, name string) {
 func (g *graph) linear(ar *arena, mb *microBatch, l int, name string, x, out *tensor.Tensor, acts *layerActs) error {
 	ly := &g.base.Layers[l]
 	w := ly.weight(name)
-	if err := g.b.Gemm(out, x, w, false, true, 1, 0); err != nil {
+	if err := w.forward(g.b, out, x); err != nil {
 		return fmt.Errorf("train: layer %d %s: %w", l, name, err)
 	}
 	if g.ad != nil {
