@@ -367,6 +367,11 @@ func (e *Evaluator) chunkSource(c chunk, cellID int) (src string, prefixLen int,
 		return padded(text, c.line, c.col), len(declPrefix), false, nil
 	default:
 		text, _ := rewriteGo(c, cellID)
+		if strings.HasPrefix(text, "func") {
+			// A chunk starting with the func keyword is first tried as declarations by yaegi, and a
+			// function literal called there ran twice; an empty statement first makes it a statement.
+			return ";" + padded(text, c.line, c.col), len(stmtPrefix) + 1, false, nil
+		}
 		return padded(text, c.line, c.col), len(stmtPrefix), false, nil
 	}
 }

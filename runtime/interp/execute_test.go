@@ -64,6 +64,17 @@ z`)
 	if _, res := mustExec(t, e, "cnt.n"); res["text/plain"] != "1" {
 		t.Errorf("a void method call as final expression ran %v times, want 1", res)
 	}
+	mustExec(t, e, "runs := 0")
+	mustExec(t, e, "func() { runs++ }()")
+	mustExec(t, e, "func() {\n\truns++\n}()\nruns += 0")
+	if _, res := mustExec(t, e, "runs"); res["text/plain"] != "2" {
+		t.Errorf("a function literal called at the end of a cell ran %v times, want 2", res)
+	}
+	// errors in such a chunk keep the cell's columns
+	_, _, err := exec(t, e, "func() { undefinedThing() }()")
+	if err == nil || !strings.Contains(err.Error(), "cell:1:10") {
+		t.Errorf("error position: %v", err)
+	}
 }
 
 func TestRedefinition(t *testing.T) {
