@@ -152,6 +152,13 @@ func (e *Evaluator) reset() error {
 func (e *Evaluator) cellExports() yaegi.Exports {
 	return yaegi.Exports{cellPkg + "/" + cellPkg: {
 		"Go": reflect.ValueOf(e.goWrapped),
+		// Rich renderings of values of cell-defined types: the interpreter wraps such a value
+		// into the display interface when it is passed as one (see richBundle).
+		"Bundle":   reflect.ValueOf(func(v display.MIMEBundler) map[string]any { return display.BundleOf(v) }),
+		"HTML":     reflect.ValueOf(func(v display.HTMLer) map[string]any { return display.BundleOf(v) }),
+		"Markdown": reflect.ValueOf(func(v display.Markdowner) map[string]any { return display.BundleOf(v) }),
+		"SVG":      reflect.ValueOf(func(v display.SVGer) map[string]any { return display.BundleOf(v) }),
+		"PNG":      reflect.ValueOf(func(v display.PNGer) map[string]any { return display.BundleOf(v) }),
 	}}
 }
 
@@ -346,7 +353,43 @@ func (e *Evaluator) run(ctx context.Context, code string) (map[string]any, error
 	if _, ok := v.(display.Displayed); ok {
 		return nil, nil // it has shown itself
 	}
-	return display.BundleOf(v), nil
+	b := display.BundleOf(v)
+	if len(b) == 1 {
+		if rich := e.richBundle(in, fe, last); rich != nil {
+			rich["text/plain"] = b["text/plain"]
+			return rich, nil
+		}
+	}
+	return b, nil
+}
+
+// richBundle renders the value of a final expression of a cell-defined type with a rendering
+// method (HTML, Markdown, SVG, PNG, MIMEBundle), which compiled code cannot see on the value the
+// interpreter returns: the expression is passed to helpers taking the display interfaces. Only
+// names and selector chains are re-evaluated (no side effects); nil when nothing applies.
+func (e *Evaluator) richBundle(in *yaegi.Interpreter, fe ast.Expr, v reflect.Value) map[string]any {
+	switch v.Kind() {
+	case reflect.Struct, reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+	default:
+		if v.Type().PkgPath() != "" || v.Type().Name() == "" {
+			break
+		}
+		return nil
+	}
+	text := selectorText(fe)
+	if text == "" {
+		return nil
+	}
+	for _, f := range []string{"Bundle", "HTML", "Markdown", "SVG", "PNG"} {
+		r, err := in.Eval(fmt.Sprintf("%s.%s(%s)", cellPkg, f, text))
+		if err != nil || !r.IsValid() || !r.CanInterface() {
+			continue
+		}
+		if m, ok := r.Interface().(map[string]any); ok && len(m) > 1 {
+			return m
+		}
+	}
+	return nil
 }
 
 // chunkSource returns what the interpreter evaluates for a chunk: go statements rewritten,

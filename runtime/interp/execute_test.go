@@ -77,6 +77,21 @@ z`)
 	}
 }
 
+func TestRichResultOfCellType(t *testing.T) {
+	e := newEval(t)
+	_, res := mustExec(t, e, `type Table struct{ Rows []string }
+func (t Table) HTML() string { return "<table><tr><td>" + strings.Join(t.Rows, "</td></tr><tr><td>") + "</td></tr></table>" }
+tbl := Table{[]string{"a", "b"}}
+tbl`)
+	if res["text/html"] != "<table><tr><td>a</td></tr><tr><td>b</td></tr></table>" || res["text/plain"] != "{[a b]}" {
+		t.Errorf("result %v", res)
+	}
+	_, res = mustExec(t, e, "type Plain struct{ N int }\npl := Plain{3}\npl")
+	if len(res) != 1 || res["text/plain"] != "{3}" {
+		t.Errorf("plain result %v", res)
+	}
+}
+
 func TestRedefinition(t *testing.T) {
 	e := newEval(t)
 	mustExec(t, e, "x := 1\nfunc f() int { return 1 }")
@@ -183,7 +198,7 @@ func TestInterrupt(t *testing.T) {
 	// waits on it returns when the cell is interrupted
 	returned := make(chan error, 1)
 	err = e.in.Use(yaegi.Exports{"example.com/waiter/waiter": {
-		"Wait": reflect.ValueOf(func() { <-finlora.Ctx().Done(); returned <- finlora.Ctx().Err() }),
+		"Wait": reflect.ValueOf(func() { ctx := finlora.Ctx(); <-ctx.Done(); returned <- ctx.Err() }),
 	}})
 	if err != nil {
 		t.Fatal(err)
