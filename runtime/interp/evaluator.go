@@ -5,6 +5,19 @@
 //
 // *Evaluator has the methods of the kernel's Evaluator interface (kernel/evaluator.go) without
 // importing package kernel; cmd/finlora joins the two.
+//
+// How a cell runs: magic lines at its top are handled (magics.go); the rest is cut with the Go
+// scanner into top-level items, and consecutive items of one kind (imports, declarations,
+// statements) are evaluated together, in order, each padded with blank lines so the interpreter's
+// line numbers are the cell's. go statements are rewritten to a helper that recovers panics
+// (gorewrite.go). Standard output and error are captured at the file-descriptor level
+// (capture.go) and flushed before Execute returns.
+//
+// Limitations of yaegi v0.16.1 seen here (beyond those in DESIGN.md): a top-level var or const
+// declaration cannot refer to a name a cell defined with := ("variable definition loop"; use :=);
+// an undefined name in a := statement is reported as a "definition loop"; closures created in a
+// loop share the loop variable (Go 1.21 semantics: pass it as an argument); the interpreted
+// standard library is Go 1.22's.
 package interp
 
 import (
