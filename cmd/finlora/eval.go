@@ -38,6 +38,7 @@ func runEval(args []string) error {
 	maxPrompt := fs.Int("max-prompt-tokens", -1, "keep only the last N tokens of longer prompts (0: never; default: the model's context minus the new tokens)")
 	out := fs.String("out", "", "write the per-question results (Arrow table) to this .parquet or .csv file")
 	seed := fs.Uint64("seed", 0, "seed of the embedded tiny random model")
+	quant := quantFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -46,6 +47,9 @@ func runEval(args []string) error {
 	}
 	if *taskName == "" || *dataPath == "" {
 		return fmt.Errorf("%w: eval needs --task and --data", errUsage)
+	}
+	if err := needModelForQuant(*dir, *quant); err != nil {
+		return err
 	}
 	task, err := eval.LookupTask(*taskName)
 	if err != nil {
@@ -78,7 +82,7 @@ func runEval(args []string) error {
 		return err
 	}
 
-	m, tok, name, err := evalModel(ctx, *dir, *seed)
+	m, tok, name, err := evalModel(ctx, *dir, *seed, *quant)
 	if err != nil {
 		return err
 	}
@@ -150,7 +154,7 @@ func taskLabels(path string, task eval.Task, limit int) ([]string, error) {
 }
 
 // evalModel loads the model of dir with its tokenizer, or the embedded tiny random model.
-func evalModel(ctx context.Context, dir string, seed uint64) (*model.Model, tokenizer.Tokenizer, string, error) {
+func evalModel(ctx context.Context, dir string, seed uint64, quant string) (*model.Model, tokenizer.Tokenizer, string, error) {
 	if dir == "" {
 		fmt.Fprintln(os.Stderr, "no --model: using the embedded tiny random model (untrained: its answers are noise, so expect scores near zero)")
 		m, err := model.TinyRandom(nil, seed)
@@ -166,11 +170,15 @@ func evalModel(ctx context.Context, dir string, seed uint64) (*model.Model, toke
 	if err != nil {
 		return nil, nil, "", err
 	}
-	m, err := model.Load(ctx, dir, model.LoadOptions{})
+	m, err := loadModel(ctx, dir, model.LoadOptions{}, quant)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return m, tok, filepath.Base(filepath.Clean(dir)), nil
+	name := filepath.Base(filepath.Clean(dir))
+	if quant != "" {
+		name += " (" + quant + ")"
+	}
+	return m, tok, name, nil
 }
 
 func printSummary(s eval.Summary, truncated, maxPrompt int) {

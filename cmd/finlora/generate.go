@@ -33,6 +33,7 @@ func runGenerate(args []string) error {
 	topK := fs.Int("top-k", 0, "sample among the K most likely tokens (0: all)")
 	topP := fs.Float64("top-p", 0, "nucleus sampling threshold (0: off)")
 	dtype := fs.String("dtype", "", "convert weights to f32, bf16 or f16 (default: as stored)")
+	quant := quantFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -48,6 +49,9 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := needModelForQuant(*dir, *quant); err != nil {
+		return err
+	}
 	var m *model.Model
 	var tok tokenizer.Tokenizer
 	if *dir == "" {
@@ -59,6 +63,9 @@ func runGenerate(args []string) error {
 	} else if strings.HasSuffix(strings.ToLower(*dir), ".gguf") {
 		if tok, err = tokenizer.LoadGGUF(*dir); err != nil {
 			return err
+		}
+		if *quant != "" {
+			return fmt.Errorf("%w: --quant applies to Hugging Face directories, not GGUF files", errUsage)
 		}
 		if m, err = model.LoadGGUF(ctx, *dir, opts); err != nil {
 			return err
@@ -72,7 +79,7 @@ func runGenerate(args []string) error {
 			return err
 		}
 		tok = bpe
-		if m, err = model.Load(ctx, *dir, opts); err != nil {
+		if m, err = loadModel(ctx, *dir, opts, *quant); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/finlora/finlora/runtime/model"
 	"github.com/finlora/finlora/runtime/npy"
+	"github.com/finlora/finlora/runtime/qmodel"
 	"github.com/finlora/finlora/runtime/tensor"
 	_ "github.com/finlora/finlora/runtime/tensor/cpu" // registers the "cpu" backend
 )
@@ -25,6 +26,7 @@ func runLogits(args []string) error {
 	idsFlag := fs.String("ids", "", "comma-separated token ids, e.g. 1,17,250")
 	out := fs.String("out", "", "output .npy file (float32 [len(ids), vocab])")
 	dtype := fs.String("dtype", "", "convert weights to f32, bf16 or f16 (default: as stored)")
+	quant := quantFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -44,7 +46,7 @@ func runLogits(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	m, err := model.Load(ctx, *dir, opts)
+	m, err := loadModel(ctx, *dir, opts, *quant)
 	if err != nil {
 		return err
 	}
@@ -66,7 +68,7 @@ func runLogits(args []string) error {
 	if err := npy.WriteFile(*out, []int{len(ids), m.Config.VocabSize}, host); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: float32 [%d %d] (%s on %s)\n", *out, len(ids), m.Config.VocabSize, m.DType, m.Backend.Name())
+	fmt.Fprintf(os.Stderr, "wrote %s: float32 [%d %d] (%s weights on %s)\n", *out, len(ids), m.Config.VocabSize, qmodel.PrecisionOf(m), m.Backend.Name())
 	return nil
 }
 

@@ -57,6 +57,7 @@ func runTrain(args []string) error {
 	resume := fs.Bool("resume", false, "resume from the latest checkpoint in OUT/checkpoints")
 	recompute := fs.Bool("grad-checkpointing", false, "recompute each layer's activations in the backward (less memory)")
 	maxLen := fs.Int("max-length", 0, "truncate tokenized prompt rows to this many tokens (0: no limit)")
+	quant := quantFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -88,6 +89,9 @@ func runTrain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
+	if err := needModelForQuant(*dir, *quant); err != nil {
+		return err
+	}
 	var m *model.Model
 	var tok data.Tokenizer
 	if *dir == "" {
@@ -97,7 +101,7 @@ func runTrain(args []string) error {
 		}
 		tok = model.ByteTokenizer{}
 	} else {
-		if m, err = model.Load(ctx, *dir, model.LoadOptions{}); err != nil {
+		if m, err = loadModel(ctx, *dir, model.LoadOptions{}, *quant); err != nil {
 			return err
 		}
 		if _, statErr := os.Stat(filepath.Join(*dir, "tokenizer.json")); statErr == nil {
