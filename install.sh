@@ -44,17 +44,35 @@ fi
 
 # The kernel spec points at the absolute path of the binary just built, so it works whatever PATH is.
 if [ -n "${PREFIX:-}" ]; then
-  "$bindir/finlora" install-kernel --prefix "$PREFIX"
+  spec_dir=$("$bindir/finlora" install-kernel --prefix "$PREFIX" | tee /dev/stderr | sed -n 's/^installed kernel spec "[^"]*" in \(.*\) (runs .*/\1/p')
 else
-  "$bindir/finlora" install-kernel --user
+  spec_dir=$("$bindir/finlora" install-kernel --user | tee /dev/stderr | sed -n 's/^installed kernel spec "[^"]*" in \(.*\) (runs .*/\1/p')
 fi
-if command -v jupyter >/dev/null 2>&1; then
-  if jupyter kernelspec list 2>/dev/null | grep -qE '^\s*finlora\s'; then
-    echo "install.sh: Jupyter sees the kernel:"
-    jupyter kernelspec list 2>/dev/null | grep -E '^\s*finlora\s'
+# Check that Jupyter finds the spec: 'jupyter kernelspec list' (Debian package jupyter-client), else
+# jupyter_client's KernelSpecManager from the python3 that runs Jupyter.
+list_specs() {
+  if jupyter kernelspec list >/dev/null 2>&1; then
+    jupyter kernelspec list 2>/dev/null
   else
-    echo "install.sh: warning: 'jupyter kernelspec list' does not show finlora." >&2
-    [ -n "${PREFIX:-}" ] && echo "  Jupyter searches \$JUPYTER_PATH: export JUPYTER_PATH=$PREFIX/share/jupyter" >&2
+    jpy=$(head -1 "$(command -v jupyter)" 2>/dev/null | sed -n 's/^#! *//p' | cut -d' ' -f1)
+    "${jpy:-python3}" -c 'from jupyter_client.kernelspec import KernelSpecManager as M
+for n, d in sorted(M().find_kernel_specs().items()): print("  %s    %s" % (n, d))' 2>/dev/null
+  fi
+}
+if command -v jupyter >/dev/null 2>&1; then
+  seen=$(list_specs | sed -n 's/^ *finlora  *//p')
+  if [ "$seen" = "$spec_dir" ]; then
+    echo "install.sh: Jupyter sees the kernel finlora in $seen"
+  elif [ -n "$seen" ]; then
+    echo "install.sh: warning: Jupyter uses another kernel spec named finlora, in $seen, which hides $spec_dir." >&2
+    if [ -n "${PREFIX:-}" ]; then
+      echo "  Remove it (rm -r $seen) or run ./install.sh without PREFIX." >&2
+    fi
+  else
+    echo "install.sh: warning: Jupyter does not list the kernel finlora." >&2
+    if [ -n "${PREFIX:-}" ]; then
+      echo "  Jupyter searches \$JUPYTER_PATH: export JUPYTER_PATH=$PREFIX/share/jupyter" >&2
+    fi
   fi
 fi
 

@@ -23,8 +23,9 @@ func (k *Kernel) handleControl(m *Message) {
 func (k *Kernel) handleControlRequest(s *socket, m *Message) {
 	switch m.Header.MsgType {
 	case "interrupt_request":
-		running := k.cancelCell()
-		k.log.Printf("interrupt (a cell was running: %v)", running)
+		if k.cancelCell() {
+			k.log.Printf("interrupt: cancelling the running cell")
+		}
 		k.send(s, "interrupt_reply", m, map[string]any{"status": "ok"})
 	case "shutdown_request":
 		var req struct {
