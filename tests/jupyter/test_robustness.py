@@ -186,3 +186,28 @@ def test_input_request_on_stdin(kernel):
     reply, msgs = run_cell(kc, 'name, err := display.Input("again? ")\nfmt.Println("err:", err != nil)', allow_stdin=False)
     assert reply["content"]["status"] == "ok", reply["content"]
     assert "err: true" in stream_text(msgs)
+
+
+def test_restart_gives_fresh_state_and_keeps_history(kernel):
+    km, kc = kernel
+    marker = f"restartMarker{uuid.uuid4().hex[:8]}"
+    reply, _ = run_cell(kc, f"{marker} := 7")
+    assert reply["content"]["status"] == "ok", reply["content"]
+    km.restart_kernel(now=False)
+    kc.wait_for_ready(timeout=60)
+    # A fresh interpreter: the variable is gone.
+    reply, msgs = run_cell(kc, marker)
+    assert reply["content"]["status"] == "error", reply["content"]
+    # The history of the previous process is still there (search covers all sessions).
+    msg_id = kc.history(hist_access_type="search", pattern=f"{marker} := *", output=False, raw=True)
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+    hist = reply["content"]["history"]
+    assert [h[2] for h in hist] == [f"{marker} := 7"], hist
+    # ...and in an earlier session than the cells run since the restart.
+    msg_id = kc.history(hist_access_type="tail", n=1, output=False, raw=True)
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+    assert reply["content"]["history"][0][0] > hist[0][0]
