@@ -32,16 +32,20 @@ step "finlora doctor -compile" doctor.log . "$BIN/finlora" doctor -compile
 step "cuda tests" cuda.log runtime/cuda "$BIN/cuda.test" $T
 step "model device parity" model.log runtime/model "$BIN/model.test" $T -test.run Device
 step "train device parity" train.log runtime/train "$BIN/train.test" $T -test.run Device
+step "generate device parity" generate.log runtime/generate "$BIN/generate.test" $T -test.run Device
 if [ -n "${GPU_CHECK_BENCH:-}" ]; then
 	step "finlora bench" bench.log . "$BIN/finlora" bench $GPU_CHECK_BENCH
 	step "peft bench" peft.log . python3 scripts/bench_peft.py $GPU_CHECK_BENCH
 fi
+if [ -n "${GPU_CHECK_BENCH_SIMPLE:-}" ]; then # the same bench with the simple attention kernels
+	step "finlora bench (simple attention)" bench-simple.log . env FINLORA_ATTN=simple "$BIN/finlora" bench $GPU_CHECK_BENCH_SIMPLE
+fi
 rm -rf "$OUT/cache"
 echo "==== tails"
-for f in doctor cuda model train bench peft; do
+for f in doctor cuda model train generate bench bench-simple peft; do
 	[ -f "$OUT/$f.log" ] || continue
 	echo "---- $f.log"
-	grep -E -- '^(--- FAIL|FAIL|panic|ok|PASS)|Error|error|relative|loss|GiB|tok/s|MFU|TFLOP' "$OUT/$f.log" | grep -v -- '--- PASS' | tail -40
+	grep -a -E -- '^(--- FAIL|FAIL|panic|ok|PASS)|Error|error|GiB|MFU|TFLOP|group|finlora  |peft  |equal|adapter_end|vs transformers' "$OUT/$f.log" | grep -v -- '--- PASS' | tail -30
 done
 echo "==== summary"
 cat "$OUT/nvidia-smi.txt"

@@ -52,6 +52,7 @@ func runBench(args []string) error {
 	warmup := fs.Int("warmup", 2, "untimed steps first")
 	device := fs.String("device", "", "backend (default: $FINLORA_DEVICE, else the GPU when there is one)")
 	gemm := fs.Int("gemm", 8192, "size of the square bf16 GEMM timed for MFU (0: skip)")
+	profile := fs.Bool("profile", false, "after the timed runs, profile one more step per setting (device time per kernel)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -166,10 +167,66 @@ func runBench(args []string) error {
 		}
 		results = append(results, r)
 	}
+	if *profile && cb != nil {
+		for _, rc := range modes {
+			if err := benchProfile(cb, base, ad, rows, *batch, rc); err != nil {
+				return err
+			}
+		}
+	}
 	fmt.Printf("\nmodel FLOPs per step (4·N_linear·tokens + attention, no recompute counted): %.3g\n", flops)
 	fmt.Printf("%-10s %-10s %10s %10s %12s %12s %7s\n", "impl", "recompute", "tok/s", "step s", "peak alloc", "peak resv", "MFU")
 	for _, r := range results {
 		fmt.Printf("%-10s %-10v %10.0f %10.3f %9.2f GiB %9.2f GiB %6.1f%%\n", "finlora", r.recompute, r.tokS, r.stepS, r.peakAlloc, r.peakRes, 100*r.mfu)
+	}
+	return nil
+}
+
+// benchProfile runs two steps and prints the device time per kernel of the second.
+func benchProfile(cb *cuda.Backend, base *train.Base, ad *lora.Adapter, rows []train.Example, batch int, rc bool) error {
+	tr, err := train.NewTrainer(base, ad.Clone(), rows, train.Config{BatchSize: batch, Steps: 2, GradientCheckpointing: rc,
+		AdamW: train.AdamWConfig{LR: 1e-4, Betas: [2]float64{0.9, 0.999}, Eps: 1e-8},
+		Progress: func(s train.StepMetrics) {
+			if s.Step == 1 {
+				cb.StartProfile()
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	err = tr.Run(context.Background())
+	tr.Close()
+	if err != nil {
+		return err
+	}
+	prof, err := cb.StopProfile()
+	if err != nil {
+		return err
+	}
+	var total float64
+	groups := map[string]float64{}
+	for _, e := range prof {
+		total += e.Ms
+		g := e.Name
+		if i := strings.IndexAny(g, " _"); i > 0 {
+			g = g[:i]
+		}
+		groups[g] += e.Ms
+	}
+	fmt.Printf("\nprofile of one step (recompute %v): %.1f ms of device time in kernels and matmuls\n", rc, total)
+	var gn []string
+	for g := range groups {
+		gn = append(gn, g)
+	}
+	sort.Slice(gn, func(i, j int) bool { return groups[gn[i]] > groups[gn[j]] })
+	for _, g := range gn {
+		fmt.Printf("  group %-14s %8.2f ms %5.1f%%\n", g, groups[g], 100*groups[g]/total)
+	}
+	for i, e := range prof {
+		if i == 25 {
+			break
+		}
+		fmt.Printf("  %-48s %6d calls %8.2f ms %5.1f%%\n", e.Name, e.Calls, e.Ms, 100*e.Ms/total)
 	}
 	return nil
 }

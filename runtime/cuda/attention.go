@@ -34,10 +34,29 @@ func (b *Backend) attnDims(op string, q, k, v, out *tensor.Tensor, p tensor.Atte
 	if p.KeyStart != nil && len(p.KeyStart) != a.B {
 		return a, fmt.Errorf("cuda: %s: KeyStart has %d entries for batch %d: %w", op, len(p.KeyStart), a.B, tensor.ErrShape)
 	}
-	if (a.D+a.S)*4 > 200<<10 {
+	if !b.tiled(a) && (2*a.D+a.S)*4 > 200<<10 {
 		return a, fmt.Errorf("cuda: %s: %d key slots do not fit the simple kernel's shared memory: %w", op, a.S, tensor.ErrUnsupported)
 	}
 	return a, nil
+}
+
+// Tile sizes of kernels/attention_tiled.cu.
+const (
+	tileQ = 64
+	tileK = 32
+)
+
+// tiled reports whether the tiled kernels (attention_tiled.cu) handle these shapes: head dims 64
+// and 128, unless SimpleAttention is set.
+func (b *Backend) tiled(a attnDims) bool {
+	return !b.SimpleAttention && (a.D == 64 || a.D == 128)
+}
+
+// fwdTiled queues the tiled forward (out and, when lp != 0, the log-sum-exp).
+func (b *Backend) fwdTiled(a attnDims, p tensor.AttentionParams, o, lp, qp, kp, vp, ksp uintptr) error {
+	shm := (tileQ*(a.D+1) + tileK*(a.D+1) + tileK*a.D + tileQ*(tileK+1)) * 4
+	return b.k.launch(fmt.Sprintf("attn_fwd_t%d", a.D), dim3{x: (a.T + tileQ - 1) / tileQ, y: a.Hq, z: a.B}, dim3{x: 256}, shm,
+		o, lp, qp, kp, vp, ksp, a.T, a.Hq, a.S, a.Hkv, p.QStart, a.kvLen, p.Window, p.Scale)
 }
 
 // keyStarts copies p.KeyStart to a workspace block (nil pointer when absent); the caller Puts it.
@@ -63,7 +82,9 @@ func (b *Backend) keyStarts(p tensor.AttentionParams) (*Block, uintptr, error) {
 const attnThreads = 128
 
 // Attention is causal grouped-query attention with left padding and a sliding window (see
-// tensor.Ops.Attention): one block per (query row, head, sequence), scores in shared memory.
+// tensor.Ops.Attention). Head dims 64 and 128 use the tiled kernels (attention_tiled.cu: 64 query
+// rows per block, online softmax); others, or SimpleAttention, the simple ones (attention.cu: one
+// block per query row, its scores in shared memory).
 func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParams) error {
 	defer b.lock()()
 	const op = "attention"
@@ -104,6 +125,9 @@ func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParam
 		return err
 	}
 	defer b.dev.Alloc.Put(ksBlk)
+	if b.tiled(a) {
+		return b.fwdTiled(a, p, o, lp, qp, kp, vp, ksp)
+	}
 	return b.k.launch("attn_fwd", dim3{x: a.T, y: a.Hq, z: a.B}, dim3{x: attnThreads}, (a.D+a.S)*4,
 		o, lp, qp, kp, vp, ksp, a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale)
 }
@@ -170,6 +194,30 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out *tensor.Tenso
 	defer b.dev.Alloc.Put(ksBlk)
 	rowGrid := dim3{x: a.T, y: a.Hq, z: a.B}
 	blk := dim3{x: attnThreads}
+	if b.tiled(a) {
+		if haveLSE == 0 { // the log-sum-exp from a tiled forward into scratch
+			scratch, err := b.dev.Alloc.Get(int64(4*rows*a.D), Workspace)
+			if err != nil {
+				return fmt.Errorf("cuda: %s: %w", op, err)
+			}
+			defer b.dev.Alloc.Put(scratch)
+			if err := b.fwdTiled(a, p, scratch.Ptr, lse, pq, pk, pv, ksp); err != nil {
+				return err
+			}
+		}
+		if err := b.k.launch("attn_bwd_prep", rowGrid, blk, 0, lse, delta, pdo, po, pq, pk, ksp, 1,
+			a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale); err != nil {
+			return err
+		}
+		shmKV := (2*tileK*(a.D+1) + 2*tileQ*(a.D+1) + 2*tileQ*(tileK+1) + 2*tileQ) * 4
+		if err := b.k.launch(fmt.Sprintf("attn_dkdv_t%d", a.D), dim3{x: (a.S + tileK - 1) / tileK, y: a.Hkv, z: a.B}, dim3{x: 256}, shmKV,
+			pdk, pdv, pdo, pq, pk, pv, lse, delta, ksp, a.T, a.Hq, a.S, a.Hkv, p.QStart, a.kvLen, p.Window, p.Scale); err != nil {
+			return err
+		}
+		shmQ := (2*tileK*(a.D+1) + 2*tileQ*(a.D+1) + tileQ*(tileK+1) + 2*tileQ) * 4
+		return b.k.launch(fmt.Sprintf("attn_dq_t%d", a.D), dim3{x: (a.T + tileQ - 1) / tileQ, y: a.Hq, z: a.B}, dim3{x: 256}, shmQ,
+			pdq, pdo, pq, pk, pv, lse, delta, ksp, a.T, a.Hq, a.S, a.Hkv, p.QStart, a.kvLen, p.Window, p.Scale)
+	}
 	if err := b.k.launch("attn_bwd_prep", rowGrid, blk, (a.D+a.S)*4, lse, delta, pdo, po, pq, pk, ksp, haveLSE,
 		a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale); err != nil {
 		return err

@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,12 @@ type Backend struct {
 	stats   tensor.MemStats
 	flag    *Block // one int32 on the device: set by kernels that find a bad index
 	ws      *Block // cuBLASLt workspace
+
+	// SimpleAttention selects the simple one-block-per-query-row attention kernels even where the
+	// tiled ones apply (set from FINLORA_ATTN=simple at Open; for tests and comparisons).
+	SimpleAttention bool
+
+	prof *profiler // non-nil while StartProfile runs
 }
 
 const gemmWorkspace = 32 << 20
@@ -90,6 +97,8 @@ func Open(index int) (*Backend, error) {
 	if b.ws, err = d.Alloc.Get(gemmWorkspace, Workspace); err != nil {
 		return nil, err
 	}
+	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
+	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil
 }

@@ -234,49 +234,61 @@ func TestAttentionMatchesCPU(t *testing.T) {
 		{"prefill-gqa", 2, 37, 8, 37, 2, 64, tensor.AttentionParams{}},
 		{"left-padding", 3, 20, 4, 20, 4, 128, tensor.AttentionParams{KeyStart: []int{0, 5, 19}}},
 		{"window", 1, 50, 6, 50, 3, 32, tensor.AttentionParams{Window: 7}},
+		{"window-64", 2, 150, 4, 150, 2, 64, tensor.AttentionParams{Window: 40, KeyStart: []int{3, 70}}},
 		{"cache", 2, 4, 4, 40, 1, 64, tensor.AttentionParams{QStart: 30, KVLen: 34, KeyStart: []int{2, 0}}},
+		{"chunk-cache-128", 2, 70, 4, 200, 2, 128, tensor.AttentionParams{QStart: 100, KVLen: 170, KeyStart: []int{0, 33}}},
 		{"long", 1, 300, 4, 300, 2, 128, tensor.AttentionParams{}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			p := newPair(t)
-			defer p.free()
-			pr := c.p
-			pr.Scale = float32(1 / math.Sqrt(float64(c.D)))
-			qg, qc := p.rand(tensor.F32, 1, c.B, c.T, c.Hq, c.D)
-			kg, kc := p.rand(tensor.F32, 1, c.B, c.S, c.Hkv, c.D)
-			vg, vc := p.rand(tensor.F32, 1, c.B, c.S, c.Hkv, c.D)
-			og, oc := p.zeros(c.B, c.T, c.Hq, c.D)
-			lg, lc := p.zeros(c.B, c.Hq, c.T)
-			pg, pc := pr, pr
-			pg.LSE, pc.LSE = lg, lc
-			if err := p.g.Attention(og, qg, kg, vg, pg); err != nil {
-				t.Fatal(err)
+		for _, simple := range []bool{false, true} {
+			name := c.name + "/tiled"
+			if simple {
+				name = c.name + "/simple"
 			}
-			if err := p.c.Attention(oc, qc, kc, vc, pc); err != nil {
-				t.Fatal(err)
-			}
-			p.same("attention", og, oc, 1e-5)
-			dog, doc := p.rand(tensor.F32, 1, c.B, c.T, c.Hq, c.D)
-			dqg, dqc := p.zeros(c.B, c.T, c.Hq, c.D)
-			dkg, dkc := p.zeros(c.B, c.S, c.Hkv, c.D)
-			dvg, dvc := p.zeros(c.B, c.S, c.Hkv, c.D)
-			for _, withLSE := range []bool{false, true} {
-				pp := pr
-				if withLSE {
-					pp.LSE = lg
-				}
-				if err := p.g.(tensor.Backward).AttentionBackward(dqg, dkg, dvg, dog, qg, kg, vg, og, pp); err != nil {
+			t.Run(name, func(t *testing.T) {
+				p := newPair(t)
+				be := p.g.(*Backend)
+				saved := be.SimpleAttention
+				be.SimpleAttention = simple
+				defer func() { be.SimpleAttention = saved }()
+				defer p.free()
+				pr := c.p
+				pr.Scale = float32(1 / math.Sqrt(float64(c.D)))
+				qg, qc := p.rand(tensor.F32, 1, c.B, c.T, c.Hq, c.D)
+				kg, kc := p.rand(tensor.F32, 1, c.B, c.S, c.Hkv, c.D)
+				vg, vc := p.rand(tensor.F32, 1, c.B, c.S, c.Hkv, c.D)
+				og, oc := p.zeros(c.B, c.T, c.Hq, c.D)
+				lg, lc := p.zeros(c.B, c.Hq, c.T)
+				pg, pc := pr, pr
+				pg.LSE, pc.LSE = lg, lc
+				if err := p.g.Attention(og, qg, kg, vg, pg); err != nil {
 					t.Fatal(err)
 				}
-				if err := p.c.(tensor.Backward).AttentionBackward(dqc, dkc, dvc, doc, qc, kc, vc, oc, pr); err != nil {
+				if err := p.c.Attention(oc, qc, kc, vc, pc); err != nil {
 					t.Fatal(err)
 				}
-				p.same("attention dq", dqg, dqc, 2e-5)
-				p.same("attention dk", dkg, dkc, 2e-5)
-				p.same("attention dv", dvg, dvc, 2e-5)
-			}
-		})
+				p.same("attention", og, oc, 1e-5)
+				dog, doc := p.rand(tensor.F32, 1, c.B, c.T, c.Hq, c.D)
+				dqg, dqc := p.zeros(c.B, c.T, c.Hq, c.D)
+				dkg, dkc := p.zeros(c.B, c.S, c.Hkv, c.D)
+				dvg, dvc := p.zeros(c.B, c.S, c.Hkv, c.D)
+				for _, withLSE := range []bool{false, true} {
+					pp := pr
+					if withLSE {
+						pp.LSE = lg
+					}
+					if err := p.g.(tensor.Backward).AttentionBackward(dqg, dkg, dvg, dog, qg, kg, vg, og, pp); err != nil {
+						t.Fatal(err)
+					}
+					if err := p.c.(tensor.Backward).AttentionBackward(dqc, dkc, dvc, doc, qc, kc, vc, oc, pr); err != nil {
+						t.Fatal(err)
+					}
+					p.same("attention dq", dqg, dqc, 2e-5)
+					p.same("attention dk", dkg, dkc, 2e-5)
+					p.same("attention dv", dvg, dvc, 2e-5)
+				}
+			})
+		}
 	}
 }
 

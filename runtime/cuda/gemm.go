@@ -74,7 +74,14 @@ func (b *Backend) Gemm(out, a, w *tensor.Tensor, transA, transB bool, alpha, bet
 	if transA {
 		key.opB, key.ldb = opT, m
 	}
-	if err := b.blas.matmul(b.dev, key, wp, aOperand, op0, alpha, beta, b.ws.Ptr); err != nil {
+	run := func() error { return b.blas.matmul(b.dev, key, wp, aOperand, op0, alpha, beta, b.ws.Ptr) }
+	if b.prof != nil {
+		prec := map[int]string{cudaR32F: "f32", cudaR16BF: "bf16", cudaR16F: "f16"}[typeAB]
+		name := fmt.Sprintf("gemm %s %dx%dx%d tA=%v tB=%v", prec, m, n, k, transA, transB)
+		run0 := run
+		run = func() error { return b.profiled(name, run0) }
+	}
+	if err := run(); err != nil {
 		return fmt.Errorf("cuda: gemm %v·%v (trans %v %v) into %v: %w", a, w, transA, transB, out, err)
 	}
 	return nil

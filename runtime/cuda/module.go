@@ -109,7 +109,9 @@ type module struct {
 
 // kernels holds a device's loaded modules.
 type kernels struct {
-	d       *Device
+	d *Device
+	// wrap, when set, brackets each launch (the Backend's profiler).
+	wrap    func(name string, f func() error) error
 	mu      sync.Mutex
 	modules map[string]*module // by file
 	// CompileLog records, per file, whether it was compiled or read from the cache, and the time.
@@ -173,6 +175,9 @@ func compileCached(file, src, arch string) (cubin []byte, how, path string, err 
 		return nil, "", "", err
 	}
 	opts := append([]string{"--gpu-architecture=" + arch}, nvrtcOptions...)
+	if os.Getenv("FINLORA_NVRTC_VERBOSE") != "" {
+		opts = append(opts, "--ptxas-options=-v") // resource report (registers, spills) on stderr
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00nvrtc %d.%d", file, src, strings.Join(opts, " "), arch, nv.Major, nv.Minor)
 	key := hex.EncodeToString(h.Sum(nil))[:24]
@@ -221,6 +226,13 @@ type dim3 struct{ x, y, z int }
 // uintptr (device pointers), int32/int (int), int64, float32; each is passed by address as
 // cuLaunchKernel wants. The caller has entered the context.
 func (k *kernels) launch(name string, grid, block dim3, shmem int, args ...any) error {
+	if k.wrap != nil {
+		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, args...) })
+	}
+	return k.launchNow(name, grid, block, shmem, args...)
+}
+
+func (k *kernels) launchNow(name string, grid, block dim3, shmem int, args ...any) error {
 	f, err := k.function(name)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -107,6 +108,9 @@ func (n *nvrtcAPI) compile(name, src string, opts []string) ([]byte, error) {
 	}
 	if cerr != nil {
 		return nil, fmt.Errorf("cuda: compile %s: %w\n%s", name, cerr, log)
+	}
+	if log != "" && os.Getenv("FINLORA_NVRTC_VERBOSE") != "" {
+		fmt.Fprintf(os.Stderr, "nvrtc %s:\n%s\n", name, log)
 	}
 	var size uintptr
 	if err := n.call("nvrtcGetCUBINSize", prog, uintptr(unsafe.Pointer(&size))); err != nil {
