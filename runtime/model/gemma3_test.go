@@ -3,9 +3,11 @@ package model
 import (
 	"context"
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/finlora/finlora/runtime/gguf"
+	"github.com/finlora/finlora/runtime/tensor"
 	"github.com/finlora/finlora/runtime/tokenizer"
 )
 
@@ -57,25 +59,28 @@ func TestGemma3GGUF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Free()
 	ids := tok.Encode(financeText, true)
 	in := make([]int32, len(ids))
 	for i, id := range ids {
 		in[i] = int32(id)
 	}
-	lg, err := m.Forward(context.Background(), Input{IDs: in, B: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Free()
-	nll := meanNLL(t, m.Backend, lg, in)
-	t.Logf("Gemma 3 270M mean NLL over %d tokens: %.3f nats (chance: %.1f)", len(in), nll, math.Log(float64(cfg.VocabSize)))
-	if nll > 4 {
-		t.Errorf("mean NLL %.3f: the model does not predict text", nll)
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16} {
+		m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{DType: dt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lg, err := m.Forward(context.Background(), Input{IDs: in, B: 1}, nil)
+		if err != nil {
+			m.Free()
+			t.Fatal(err)
+		}
+		nll := meanNLL(t, m.Backend, lg, in)
+		lg.Free()
+		m.Free()
+		t.Logf("Gemma 3 270M (%s weights) mean NLL over %d tokens: %.3f nats (chance: %.1f)", dt, len(in), nll, math.Log(float64(cfg.VocabSize)))
+		if nll > 4 {
+			t.Errorf("%s: mean NLL %.3f: the model does not predict text", dt, nll)
+		}
 	}
 }
 
@@ -132,5 +137,64 @@ func TestGemma3CacheMatchesFullPass(t *testing.T) {
 	}
 	if worst > 1e-3 || cache.Len != n {
 		t.Errorf("cached decode differs from the full pass by %.3g (cache.Len %d, want %d)", worst, cache.Len, n)
+	}
+}
+
+// TestGemma3Greedy decodes greedily with the KV cache (BF16 weights) and compares the tokens with
+// transformers' greedy generate (float32 CPU, max_new_tokens=8, do_sample=False), whose ids for
+// these prompts were: [506 5279 529 506 2891 529 7001 236761] " the capital of the country of
+// France." and [7001 532 563 506 1346 13896 3207 528] " France and is the most visited city in".
+func TestGemma3Greedy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	path := installedModel(t, "gemma3-270m")
+	tok, err := tokenizer.LoadGGUF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{DType: tensor.BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	for _, c := range []struct {
+		prompt string
+		want   []int
+	}{
+		{"The capital of France is", []int{506, 5279, 529, 506, 2891, 529, 7001, 236761}},
+		{"Paris is the capital of", []int{7001, 532, 563, 506, 1346, 13896, 3207, 528}},
+	} {
+		ids := tok.Encode(c.prompt, true)
+		cache, err := m.NewCache(1, len(ids)+len(c.want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := make([]int32, len(ids))
+		for i, id := range ids {
+			in[i] = int32(id)
+		}
+		var out []int
+		for range c.want {
+			lg, err := m.LastLogits(context.Background(), Input{IDs: in, B: 1}, cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := m.Backend.ToFloat32(lg)
+			lg.Free()
+			best := 0
+			for i := range v {
+				if v[i] > v[best] {
+					best = i
+				}
+			}
+			out = append(out, best)
+			in = []int32{int32(best)}
+		}
+		cache.Free()
+		t.Logf("%q -> %q", c.prompt, tok.Decode(out, true))
+		if !reflect.DeepEqual(out, c.want) {
+			t.Errorf("%q: greedy ids %v, transformers %v", c.prompt, out, c.want)
+		}
 	}
 }
