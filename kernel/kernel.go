@@ -73,9 +73,10 @@ type Kernel struct {
 	inputReplies chan *Message // input_reply messages read from stdin
 }
 
-// New binds the sockets described by info and returns a kernel ready to Run. Ports of 0 are
-// replaced by free TCP ports (see Info). ev is used from the shell goroutine only, except that
-// nothing else touches it while a cell runs; Reset is called after a restart.
+// New binds the sockets described by info and returns a kernel ready to Run (once). Ports of 0
+// are replaced by free TCP ports (see Info). The kernel calls ev's methods one at a time, never
+// concurrently: from the shell goroutine, and Reset from the control goroutine for an in-process
+// restart (WithStayOnRestart). The caller keeps ownership of ev (Close does not close it).
 func New(info ConnectionInfo, ev Evaluator, opts ...Option) (*Kernel, error) {
 	if ev == nil {
 		return nil, errors.New("kernel.New: nil Evaluator")
