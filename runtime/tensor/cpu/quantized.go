@@ -177,11 +177,15 @@ func (b *Backend) qgemmNT(o, a []float32, s *qstore, m, n, k int, alpha, beta fl
 }
 
 // dequant writes the dequantized elements [e0, e0+len(dst)) of the row-major matrix into dst.
+// Per 4-bit block the 16 code values are scaled once (scaled[c] = Codebook[c]·absmax, the same
+// float32 product as element by element) and the nibbles are looked up; per int8 row likewise the
+// 256 values of the row's codes.
 func (s *qstore) dequant(e0 int, dst []float32) {
 	h := &s.h
 	if h.Format == tensor.QuantInt8 {
 		const inv127 = float32(1.0) / 127
 		cols := h.Cols
+		var table [256]float32
 		for i := 0; i < len(dst); {
 			e := e0 + i
 			r := e / cols
@@ -189,34 +193,47 @@ func (s *qstore) dequant(e0 int, dst []float32) {
 			sc := h.SCB[r]
 			q := h.Int8[e : e+end-i]
 			d := dst[i:end]
-			for j, c := range q {
-				d[j] = float32(float32(c)*sc) * inv127
+			if len(d) >= 1024 {
+				for c := -128; c < 128; c++ {
+					table[uint8(c)] = float32(float32(c)*sc) * inv127
+				}
+				for j, c := range q {
+					d[j] = table[uint8(c)]
+				}
+			} else {
+				for j, c := range q {
+					d[j] = float32(float32(c)*sc) * inv127
+				}
 			}
 			i = end
 		}
 	} else {
 		bs := h.BlockSize
-		lut := &s.lut
+		var scaled [16]float32
 		for i := 0; i < len(dst); {
 			e := e0 + i
 			blk := e / bs
 			end := min(len(dst), i+(blk+1)*bs-e)
 			m := s.absmax(blk)
+			for c, v := range s.lut {
+				scaled[c] = v * m
+			}
 			d := dst[i:end]
 			j := 0
 			if e&1 == 1 { // odd start: the low nibble of the first byte
-				d[0] = lut[h.Packed[e>>1]&15] * m
+				d[0] = scaled[h.Packed[e>>1]&15]
 				j = 1
 			}
-			p := h.Packed[(e+j)>>1:]
-			for ; j+1 < len(d); j += 2 {
-				c := p[0]
-				p = p[1:]
-				d[j] = lut[c>>4] * m
-				d[j+1] = lut[c&15] * m
+			pairs := (len(d) - j) / 2
+			p := h.Packed[(e+j)>>1 : (e+j)>>1+pairs]
+			dd := d[j : j+2*pairs]
+			for t, c := range p {
+				dd[2*t] = scaled[c>>4]
+				dd[2*t+1] = scaled[c&15]
 			}
+			j += 2 * pairs
 			if j < len(d) { // even element last: the high nibble
-				d[j] = lut[p[0]>>4] * m
+				d[j] = scaled[h.Packed[(e+j)>>1]>>4]
 			}
 			i = end
 		}
