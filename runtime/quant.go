@@ -124,6 +124,24 @@ func (lm *LoadedModel) Memory() train.Memory {
 	return train.ModelMemory(lm.Model)
 }
 
+// Quantize converts the model's dense linear layers in place to precision ("nf4", "fp4" or
+// "int8"), one layer at a time, freeing the dense weights (see qmodel.Quantize): for models that
+// have no float checkpoint to quantize from on load (the embedded tiny model, GGUF files).
+// Detach adapters first if they use DoRA (its inference hook needs a dense weight).
+func (lm *LoadedModel) Quantize(precision string) error {
+	if lm == nil || lm.Model == nil {
+		return fmt.Errorf("quantize: the model is freed")
+	}
+	p, err := qmodel.ParsePrecision(precision)
+	if err != nil {
+		return fmt.Errorf("quantize model %q: %w", lm.Name, err)
+	}
+	if err := qmodel.Quantize(lm.Model, p); err != nil {
+		return fmt.Errorf("quantize model %q: %w", lm.Name, err)
+	}
+	return nil
+}
+
 // CopyTo copies adapter a onto model m (typically the same model at another precision: the
 // adapter's weights do not depend on how the base is held) and stores the copy under name in the
 // Default session, freeing what the name held. The copy has its own weights (a clone) and starts

@@ -111,6 +111,17 @@ func TestPrecisionPerPhase(t *testing.T) {
 	if _, err := a.CopyTo(base4, a.Name); err == nil {
 		t.Error("CopyTo under the adapter's own name succeeded")
 	}
+	tiny, err := OpenModel(ctx, TinyModelPath, ModelOptions{Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiny.Free()
+	if err := tiny.Quantize("int8"); err != nil || tiny.Precision() != "int8" {
+		t.Errorf("quantize the tiny model: %v (precision %q)", err, tiny.Precision())
+	}
+	if _, err := tiny.Generate(ctx, "Revenue", GenerateOptions{MaxNewTokens: 3}); err != nil {
+		t.Errorf("generate with the int8 tiny model: %v", err)
+	}
 	if _, err := OpenModelAt(ctx, dir, "int4", ModelOptions{Device: "cpu"}); err == nil {
 		t.Error("precision int4 accepted")
 	}

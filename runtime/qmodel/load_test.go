@@ -222,3 +222,54 @@ func TestParsePrecision(t *testing.T) {
 		t.Error("int4 accepted")
 	}
 }
+
+// TestQuantizeLoadedModel: quantizing a loaded float model in place gives the model quantized on
+// load (same bytes, same logits), frees the dense weights, and works on the tiny random model.
+func TestQuantizeLoadedModel(t *testing.T) {
+	b := cpu.New(0)
+	ctx := context.Background()
+	ids := refIDs(t, "tiny-llama")
+	for _, p := range []Precision{NF4, Int8} {
+		m, err := Load(ctx, "testdata/tiny-llama", Options{Backend: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Quantize(m, p); err != nil {
+			t.Fatal(err)
+		}
+		on, err := Load(ctx, "testdata/tiny-llama", Options{Backend: b, Precision: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if PrecisionOf(m) != p || m.Bytes() != on.Bytes() {
+			t.Errorf("%s: precision %s, %d bytes; quantized on load %d", p, PrecisionOf(m), m.Bytes(), on.Bytes())
+		}
+		if rel := maxRelErr(logitsOf(t, m, ids), logitsOf(t, on, ids)); rel != 0 {
+			t.Errorf("%s: logits differ from the model quantized on load by %.3g", p, rel)
+		}
+		m.Free()
+		on.Free()
+	}
+	if s := b.MemStats(); s.Current != 0 {
+		t.Errorf("leak: %+v", s)
+	}
+	tiny, err := model.TinyRandom(b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiny.Free()
+	if err := Quantize(tiny, NF4); err != nil {
+		t.Fatal(err)
+	}
+	if PrecisionOf(tiny) != NF4 {
+		t.Errorf("tiny model precision %s", PrecisionOf(tiny))
+	}
+	lg, err := tiny.Forward(ctx, model.Input{IDs: []int32{1, 2, 3}, B: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg.Free()
+	if err := Quantize(tiny, BF16); err == nil {
+		t.Error("Quantize to bf16 accepted")
+	}
+}
