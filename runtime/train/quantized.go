@@ -63,18 +63,22 @@ func (f frozen) float32(b tensor.Backend) ([]float32, error) {
 // frozenOf takes a model's linear layer into the graph: its dense weight, or its packed weight
 // when that supports training (PackedLinear).
 func frozenOf(m *model.Model, lin *model.Linear) (frozen, error) {
+	src := "(unnamed)"
+	if m != nil {
+		src = m.Source
+	}
 	if lin.Packed != nil {
 		p, ok := lin.Packed.(PackedLinear)
 		if !ok {
-			return frozen{}, fmt.Errorf("train: model %s: %s is packed as %T, which has no backward (train.PackedLinear)", m.Source, lin.Name, lin.Packed)
+			return frozen{}, fmt.Errorf("train: model %s: %s is packed as %T, which has no backward (train.PackedLinear)", src, lin.Name, lin.Packed)
 		}
 		if s := p.Shape(); len(s) != 2 || s[0] != lin.Out || s[1] != lin.In {
-			return frozen{}, fmt.Errorf("train: model %s: %s packed weight has shape %v, the layer is [%d %d]", m.Source, lin.Name, s, lin.Out, lin.In)
+			return frozen{}, fmt.Errorf("train: model %s: %s packed weight has shape %v, the layer is [%d %d]", src, lin.Name, s, lin.Out, lin.In)
 		}
 		return frozen{packed: p}, nil
 	}
 	if lin.Weight == nil {
-		return frozen{}, fmt.Errorf("train: model %s: %s has no weight", m.Source, lin.Name)
+		return frozen{}, fmt.Errorf("train: model %s: %s has no weight", src, lin.Name)
 	}
 	return frozen{dense: lin.Weight}, nil
 }
