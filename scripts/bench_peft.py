@@ -64,6 +64,7 @@ def main():
     ap.add_argument("-warmup", type=int, default=2)
     ap.add_argument("-gemm", type=int, default=8192)
     ap.add_argument("-device", default="")  # accepted for symmetry with finlora bench
+    ap.add_argument("-profile", action="store_true")  # accepted for symmetry (no profile here)
     a = ap.parse_args()
 
     import transformers
