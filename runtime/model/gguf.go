@@ -12,11 +12,11 @@ import (
 )
 
 // GGUFArchitectures lists the general.architecture values LoadGGUF reads through the Llama path
-// (gemma3 files load with LoadGemma3GGUF).
-var GGUFArchitectures = []string{"llama"}
+// (gemma3 files load with LoadGemma3GGUF). Mistral files say "llama".
+var GGUFArchitectures = []string{"llama", "qwen2", "qwen3"}
 
-// ConfigFromGGUF builds the Config of a llama-architecture GGUF file from its metadata:
-// llama.{embedding_length, feed_forward_length, block_count, attention.head_count(_kv),
+// ConfigFromGGUF builds the Config of a llama, qwen2 or qwen3 GGUF file from its metadata:
+// <arch>.{embedding_length, feed_forward_length, block_count, attention.head_count(_kv),
 // attention.key_length, attention.layer_norm_rms_epsilon, rope.freq_base, context_length},
 // the vocabulary size from tokenizer.ggml.tokens (or llama.vocab_size), tied embeddings when the
 // file has no output.weight, and BOS/EOS/pad ids from tokenizer.ggml.*.
@@ -26,13 +26,25 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if arch != "llama" {
+	switch arch {
+	case "llama", "qwen2", "qwen3":
+	default:
 		return nil, fmt.Errorf("gguf architecture %q is not read by the llama path (supported: %v)", arch, GGUFArchitectures)
 	}
 	if _, ok := f.Tensor("rope_freqs.weight"); ok {
 		return nil, fmt.Errorf("gguf: rope_freqs.weight (llama3 rope scaling) is not supported")
 	}
-	c := &Config{ModelType: "llama", Architectures: []string{"LlamaForCausalLM"}}
+	c := &Config{ModelType: arch, Architectures: []string{map[string]string{
+		"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}[arch]}}
+	switch arch {
+	case "qwen2":
+		c.AttentionBias = true // q/k/v biases, none on o_proj
+	case "qwen3":
+		c.QKNorm = true
+	}
+	if _, ok := f.Tensor("blk.0.attn_output.bias"); ok && arch == "llama" {
+		c.AttentionBias, c.AttentionOutBias = true, true
+	}
 	ints := []struct {
 		key string
 		dst *int
@@ -122,13 +134,17 @@ func ggufID(md *gguf.Metadata, key string) int {
 
 // ggufBlockNames maps GGUF per-layer tensor names (after "blk.N.") to HF names (after
 // "model.layers.N."), per architecture.
+var llamaBlockNames = map[string]string{
+	"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+	"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+	"attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+	"ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+}
+
 var ggufBlockNames = map[string]map[string]string{
-	"llama": {
-		"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-		"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-		"attn_output": "self_attn.o_proj",
-		"ffn_gate":    "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-	},
+	"llama": llamaBlockNames,
+	"qwen2": llamaBlockNames,
+	"qwen3": llamaBlockNames,
 	"gemma3": {
 		"attn_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm",
 		"ffn_norm": "pre_feedforward_layernorm", "post_ffw_norm": "post_feedforward_layernorm",
@@ -155,7 +171,8 @@ type GGUFSource struct {
 
 var _ safetensors.Source = (*GGUFSource)(nil)
 
-// NewGGUFSource maps the tensors of f, whose general.architecture must be llama or gemma3.
+// NewGGUFSource maps the tensors of f, whose general.architecture must be llama, qwen2, qwen3 or
+// gemma3 (only llama files have permuted Q/K rows: qwen and gemma use the half-split layout).
 // heads and kvHeads are the attention head counts (for the llama Q/K un-permutation).
 func NewGGUFSource(f *gguf.File, heads, kvHeads int) (*GGUFSource, error) {
 	arch, err := f.Metadata().Arch()
@@ -276,8 +293,8 @@ func unpermuteRows[E any](data []E, rows, rowLen, heads int) ([]E, error) {
 	return out, nil
 }
 
-// LoadGGUF loads a llama-architecture GGUF file (SmolLM2, Llama 2, TinyLlama ...) through the
-// Llama path: ConfigFromGGUF, GGUFSource, FromSource. Quantized weights are dequantized to
+// LoadGGUF loads a llama, qwen2 or qwen3 GGUF file (SmolLM2, Llama 2, Mistral, Qwen2.5, Qwen3 ...)
+// through the Llama path: ConfigFromGGUF, GGUFSource, FromSource. Quantized weights are dequantized to
 // opts.DType (F32 when Invalid). The file is closed before returning; the caller frees the model.
 func LoadGGUF(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 	f, err := gguf.Open(path)
