@@ -98,6 +98,9 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 
 // layerBackward takes dOut = ∂L/∂(layer output) [N, H] and writes ∂L/∂(layer input) into dh.
 func (g *graph) layerBackward(ar *arena, mb *microBatch, l int, h *tensor.Tensor, acts *layerActs, dOut, dh *tensor.Tensor) error {
+	if g.base.Gemma != nil {
+		return g.gemmaLayerBackward(ar, mb, l, h, acts, dOut, dh)
+	}
 	a := g.base.Arch
 	ly := &g.base.Layers[l]
 	B, T, N := mb.B, mb.T, mb.B*mb.T
@@ -181,6 +184,9 @@ func (g *graph) layerBackward(ar *arena, mb *microBatch, l int, h *tensor.Tensor
 // adapter gradients of loss·scale (scale = 1/(counted labels of the whole step) gives HF's mean).
 // It returns the sum of the per-token cross-entropies over counted labels.
 func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, error) {
+	if g.base.Gemma != nil {
+		return g.gemmaRun(mb, scale, backward) // gemma3_run.go
+	}
 	a := g.base.Arch
 	N := mb.B * mb.T
 	keep := &arena{b: g.b, live: &g.live} // lives for the whole micro-batch

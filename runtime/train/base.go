@@ -64,6 +64,9 @@ type Base struct {
 	Layers    []Layer
 	Cos, Sin  *tensor.Tensor // rotary tables F32 [P, D/2] (scaling applied), P = MaxPositions
 	NegSin    *tensor.Tensor // −Sin, for the backward of Rope
+	// Gemma, when set, makes this a Gemma 3 base (NewGemma3Base; Model is then nil): Cos/Sin/NegSin
+	// are the global layers' tables and the graph runs Gemma's layers (gemma3.go).
+	Gemma *Gemma3Parts
 
 	ownsModel bool
 }
@@ -143,6 +146,9 @@ func LoadBase(b tensor.Backend, dir string) (*Base, error) {
 func (m *Base) Close() error {
 	err := tensor.FreeAll(m.Cos, m.Sin, m.NegSin)
 	m.Cos, m.Sin, m.NegSin = nil, nil, nil
+	if e := m.Gemma.close(); e != nil && err == nil {
+		err = e
+	}
 	if m.ownsModel && m.Model != nil {
 		if e := m.Model.Free(); e != nil && err == nil {
 			err = e

@@ -83,6 +83,7 @@ type layerActs struct {
 	h2            *tensor.Tensor // residual after attention [N, H]
 	gate, up, act *tensor.Tensor // MLP [N, I]
 	lin           map[string]*linActs
+	gemma         *gemmaActs // Gemma 3 only (gemma3.go)
 }
 
 // dropoutMask fills a mask for linear `name` of layer l in this micro-batch: deterministic in
@@ -156,11 +157,17 @@ func (g *graph) linear(ar *arena, mb *microBatch, l int, name string, x, out *te
 // attnParams are those of layer l: causal, scale 1/sqrt(D), the layer's sliding window. Batches
 // are right-padded, so no key needs masking: real tokens never see the padding after them.
 func (g *graph) attnParams(l int) tensor.AttentionParams {
+	if gp := g.base.Gemma; gp != nil { // Gemma 3: query_pre_attn_scalar^-1/2
+		return tensor.AttentionParams{Scale: gp.AttnScale, Window: g.base.Layers[l].Window}
+	}
 	return tensor.AttentionParams{Scale: float32(1 / math.Sqrt(float64(g.base.Arch.HeadDim))), Window: g.base.Layers[l].Window}
 }
 
 // layerForward runs decoder layer l on h [N, H] into hOut [N, H], saving activations in ar.
 func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.Tensor) (*layerActs, error) {
+	if g.base.Gemma != nil {
+		return g.gemmaLayerForward(ar, mb, l, h, hOut)
+	}
 	a := g.base.Arch
 	ly := &g.base.Layers[l]
 	B, T, N := mb.B, mb.T, mb.B*mb.T

@@ -56,7 +56,15 @@ func ModelMemory(m *model.Model) Memory {
 // Memory returns the memory of the run: the base model's components, the rotary tables, the
 // adapter on the backend, the optimizer state and the activation peak measured so far.
 func (t *Trainer) Memory() Memory {
-	r := ModelMemory(t.Base.Model)
+	var r Memory
+	if gp := t.Base.Gemma; gp != nil {
+		r = gemma3Memory(gp.Model)
+		for _, x := range []*tensor.Tensor{gp.CosLocal, gp.SinLocal, gp.NegSinLocal} {
+			r.Rope += x.Bytes()
+		}
+	} else {
+		r = ModelMemory(t.Base.Model)
+	}
 	for _, x := range []*tensor.Tensor{t.Base.Cos, t.Base.Sin, t.Base.NegSin} {
 		if x != nil {
 			r.Rope += x.Bytes()
