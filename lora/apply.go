@@ -114,10 +114,18 @@ func Attach(mdl *model.Model, a *Adapter) (detach func(), err error) {
 		}
 		h := &hook{m: m}
 		if m.Magnitude != nil {
-			if lin.Weight == nil {
-				return nil, fmt.Errorf("lora: attach %s: DoRA on a packed (quantized) weight is not supported", p)
+			var w []float32
+			var err error
+			switch pw, ok := lin.Packed.(interface {
+				Float32(tensor.Backend) ([]float32, error)
+			}); {
+			case lin.Weight != nil:
+				w, err = mdl.Backend.ToFloat32(lin.Weight)
+			case ok: // a quantized weight that dequantizes (runtime/qmodel.Linear): DoRA's norm reads its values
+				w, err = pw.Float32(mdl.Backend)
+			default:
+				return nil, fmt.Errorf("lora: attach %s: DoRA needs the base weight, and the packed %T cannot be read back", p, lin.Packed)
 			}
-			w, err := mdl.Backend.ToFloat32(lin.Weight)
 			if err != nil {
 				return nil, fmt.Errorf("lora: attach %s: %w", p, err)
 			}
