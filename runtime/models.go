@@ -166,7 +166,7 @@ func (lm *LoadedModel) String() string {
 	}
 	m := lm.Model
 	return fmt.Sprintf("model %q: %s, %s params, %s weights, %s on %s", lm.Name, m.Config.ModelType,
-		humanCount(m.Params()), m.DType, humanBytes(m.Bytes()), m.Backend.Name())
+		humanCount(m.Params()), weightsPrecision(lm), humanBytes(m.Bytes()), m.Backend.Name())
 }
 
 // HTML is the notebook's rich view of the model: architecture, parameters, dtype, memory.
@@ -216,7 +216,7 @@ func (lm *LoadedModel) HTML() string {
 		{"rotary", rope},
 		{"features", strings.Join(append(extras, "RMSNorm ε = "+fmt.Sprint(c.RMSNormEps)), ", ")},
 		{"parameters", fmt.Sprintf("%s (%d)", humanCount(m.Params()), m.Params())},
-		{"weights", fmt.Sprintf("%s, %s", m.DType, humanBytes(m.Bytes()))},
+		{"weights", fmt.Sprintf("%s, %s", weightsPrecision(lm), humanBytes(m.Bytes()))},
 		{"device", fmt.Sprintf("%s — %s", m.Backend.Name(), m.Backend.Capabilities().Device)},
 		{"device memory", fmt.Sprintf("%s in use by all tensors of this backend (peak %s)", humanBytes(ms.Current), humanBytes(ms.Peak))},
 		{"adapters attached", fmt.Sprint(adapters)},

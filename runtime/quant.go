@@ -114,6 +114,16 @@ func (lm *LoadedModel) Precision() string {
 	return string(qmodel.PrecisionOf(lm.Model))
 }
 
+// weightsPrecision is the weights' description in String and HTML: the dense dtype ("BF16"), or
+// for a quantized model its format with the dense parts' dtype ("nf4 linears, F32 embeddings/norms").
+func weightsPrecision(lm *LoadedModel) string {
+	p := qmodel.PrecisionOf(lm.Model)
+	if p.Quantized() {
+		return fmt.Sprintf("%s linears, %s embeddings/norms", p, lm.Model.DType)
+	}
+	return lm.Model.DType.String()
+}
+
 // Memory is the model's memory by component (embeddings, LM head, quantized and dense linear
 // layers, norms); it has String and HTML views. Training components (adapter, optimizer,
 // activations) are reported by train.Trainer.Memory.

@@ -184,3 +184,16 @@ func modelWithTokenizer(t *testing.T, src string) string {
 	}
 	return dir
 }
+
+func TestQuantizedModelSummary(t *testing.T) {
+	lm, err := OpenModelAt(context.Background(), filepath.Join("qmodel", "testdata", "tiny-llama-bnb-nf4"), "", ModelOptions{Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.Free()
+	for _, s := range []string{lm.String(), lm.HTML()} {
+		if !strings.Contains(s, "nf4 linears, F32 embeddings/norms") {
+			t.Errorf("summary lacks the precision: %s", s)
+		}
+	}
+}
