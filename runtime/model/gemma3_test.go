@@ -198,3 +198,46 @@ func TestGemma3Greedy(t *testing.T) {
 		}
 	}
 }
+
+// TestGemma3BatchedGreedy: three prompts of different lengths decoded in one left-padded batch
+// give transformers' unbatched greedy ids (see TestGemma3Greedy; the third:
+// [9079 107 14977 236787 2900 563 506 5279] " Paris\nQuestion: What is the capital").
+func TestGemma3BatchedGreedy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	path := installedModel(t, "gemma3-270m")
+	tok, err := tokenizer.LoadGGUF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{DType: tensor.BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	prompts := []string{"The capital of France is", "Question: What is the capital of France?\nAnswer:", "Paris is the capital of"}
+	want := [][]int{
+		{506, 5279, 529, 506, 2891, 529, 7001, 236761},
+		{9079, 107, 14977, 236787, 2900, 563, 506, 5279},
+		{7001, 532, 563, 506, 1346, 13896, 3207, 528},
+	}
+	ids := make([][]int, len(prompts))
+	for i, p := range prompts {
+		ids[i] = tok.Encode(p, true)
+	}
+	got, err := m.Greedy(context.Background(), ids, 8, tok.EOS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("prompt %d %q: ids %v, transformers %v", i, prompts[i], got[i], want[i])
+		}
+	}
+	gen := &Gemma3Generator{Model: m, Tokenizer: tok}
+	texts, err := gen.GenerateGreedy(context.Background(), prompts[1:2], 3)
+	if err != nil || len(texts) != 1 || texts[0] != " Paris\nQuestion" {
+		t.Errorf("GenerateGreedy = %q, %v; want [\" Paris\\nQuestion\"]", texts, err)
+	}
+}
