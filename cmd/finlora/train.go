@@ -201,6 +201,7 @@ func runTrain(args []string) error {
 		return runErr
 	}
 	fmt.Fprintf(os.Stderr, "adapter written to %s (metrics: %s)\n", *out, filepath.Join(*out, "metrics.arrow"))
+	fmt.Fprint(os.Stderr, tr.Memory()) // by component: quantized/dense linears, adapter, optimizer, activation peak
 	return nil
 }
 
