@@ -26,6 +26,10 @@
 //     operand (BF16/F16 weights: the F32 operand is rounded to BF16/F16 and the tensor cores
 //     accumulate in float32; F32 weights: a float32 product). Attention: tiled FlashAttention-2
 //     style kernels for head dims 64/128 (attention_tiled.cu), simple ones otherwise.
+//   - quantized.go, kernels/quant.cu: tensor.Quantized (NF4/FP4/LLM.int8 kept packed on the device,
+//     dequantized into a workspace matrix for cuBLASLt). Written after the session's GPU runs and
+//     not yet run on a GPU: gated behind FINLORA_CUDA_QUANT=1 until TestQuantizedMatchesCPU passes
+//     on one.
 //   - profile.go: StartProfile/StopProfile, device time per kernel and matmul shape.
 //
 // Ownership: tensors are freed explicitly (Tensor.Free returns the block to the allocator's cache;

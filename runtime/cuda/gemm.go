@@ -15,6 +15,11 @@ import (
 // with float32 accumulation and output; for F32 b it is a plain float32 product.
 func (b *Backend) Gemm(out, a, w *tensor.Tensor, transA, transB bool, alpha, beta float32) error {
 	defer b.lock()()
+	return b.gemmLocked(out, a, w, transA, transB, alpha, beta)
+}
+
+// gemmLocked is Gemm for a caller that holds the lock.
+func (b *Backend) gemmLocked(out, a, w *tensor.Tensor, transA, transB bool, alpha, beta float32) error {
 	const op = "gemm"
 	op0, err := b.f32(op, "out", out)
 	if err != nil {

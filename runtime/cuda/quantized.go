@@ -1,0 +1,212 @@
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// This file implements tensor.Quantized: NF4/FP4 and LLM.int8 weights kept on the device in
+// bitsandbytes' layouts (device memory ≈ the quantized size). QuantMatMul dequantizes the whole
+// weight into a workspace matrix of the QuantHost's rounding dtype (kernels/quant.cu, the exact
+// QuantHost formula) and runs Gemm on it, so it has Gemm's precision for that dtype: BF16/F16
+// rounding → tensor cores with the F32 operand rounded to BF16/F16; F32 → a float32 product.
+//
+// Not yet run on a GPU (written after the session's last GPU call): until TestQuantizedMatchesCPU
+// has passed on one, the methods return ErrUnsupported unless FINLORA_CUDA_QUANT=1.
+
+var _ tensor.Quantized = (*Backend)(nil)
+
+// qdev is the device storage of a QTensor.
+type qdev struct {
+	h      tensor.QuantHost // shape, format, block sizes, offset; slices nil (they live in blocks)
+	blocks []*Block
+	packed, absmax, codes, nabs, nmap, codebook, int8, scb uintptr
+}
+
+func quantEnabled() error {
+	if os.Getenv("FINLORA_CUDA_QUANT") != "1" {
+		return fmt.Errorf("cuda: quantized weights on the GPU are not verified on a GPU yet (set FINLORA_CUDA_QUANT=1 to use them): %w", tensor.ErrUnsupported)
+	}
+	return nil
+}
+
+// QuantFromHost uploads h's packed codes and scales as they are. The caller owns the result.
+func (b *Backend) QuantFromHost(h *tensor.QuantHost) (*tensor.QTensor, error) {
+	if err := quantEnabled(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("cuda: quant from host: nil: %w", tensor.ErrShape)
+	}
+	if err := h.Check(); err != nil {
+		return nil, fmt.Errorf("cuda: quant from host: %w", err)
+	}
+	defer b.lock()()
+	q := &qdev{h: *h}
+	q.h.Packed, q.h.Absmax, q.h.AbsmaxCodes, q.h.NestedAbsmax, q.h.NestedMap, q.h.Int8, q.h.SCB = nil, nil, nil, nil, nil, nil, nil
+	if q.h.Round == tensor.Invalid {
+		q.h.Round = tensor.F32
+	}
+	p := b.hostPurpose()
+	var total int64
+	up := func(ptr unsafe.Pointer, n int) (uintptr, error) {
+		if n == 0 || ptr == nil {
+			return 0, nil
+		}
+		blk, err := b.dev.Alloc.Get(int64(n), p)
+		if err != nil {
+			return 0, err
+		}
+		q.blocks = append(q.blocks, blk)
+		total += int64(n)
+		return blk.Ptr, b.dev.htod(blk.Ptr, ptr, n)
+	}
+	f32 := func(v []float32) (uintptr, error) {
+		if len(v) == 0 {
+			return 0, nil
+		}
+		return up(unsafe.Pointer(&v[0]), 4*len(v))
+	}
+	u8 := func(v []byte) (uintptr, error) {
+		if len(v) == 0 {
+			return 0, nil
+		}
+		return up(unsafe.Pointer(&v[0]), len(v))
+	}
+	var err error
+	fail := func(e error) (*tensor.QTensor, error) {
+		for _, blk := range q.blocks {
+			b.dev.Alloc.Put(blk)
+		}
+		return nil, fmt.Errorf("cuda: quant from host %s [%d %d]: %w", h.Format, h.Rows, h.Cols, e)
+	}
+	if h.Format.Is4Bit() {
+		cb := h.Codebook
+		if q.packed, err = u8(h.Packed); err != nil {
+			return fail(err)
+		}
+		if q.absmax, err = f32(h.Absmax); err != nil {
+			return fail(err)
+		}
+		if q.codes, err = u8(h.AbsmaxCodes); err != nil {
+			return fail(err)
+		}
+		if q.nabs, err = f32(h.NestedAbsmax); err != nil {
+			return fail(err)
+		}
+		if q.nmap, err = f32(h.NestedMap); err != nil {
+			return fail(err)
+		}
+		if q.codebook, err = f32(cb[:]); err != nil {
+			return fail(err)
+		}
+	} else {
+		i8 := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(h.Int8))), len(h.Int8))
+		if q.int8, err = u8(i8); err != nil {
+			return fail(err)
+		}
+		if q.scb, err = f32(h.SCB); err != nil {
+			return fail(err)
+		}
+	}
+	b.stats.Current += total
+	b.stats.Tensors++
+	b.stats.Peak = max(b.stats.Peak, b.stats.Current)
+	return tensor.NewQTensor(b, h.Format, h.Rows, h.Cols, total, q), nil
+}
+
+// QuantFree releases w's storage.
+func (b *Backend) QuantFree(w *tensor.QTensor) error {
+	q, err := b.qcheck("quant free", w)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, blk := range q.blocks {
+		b.dev.Alloc.Put(blk)
+	}
+	q.blocks = nil
+	b.stats.Current -= w.Bytes()
+	b.stats.Tensors--
+	return nil
+}
+
+func (b *Backend) qcheck(op string, w *tensor.QTensor) (*qdev, error) {
+	if w == nil {
+		return nil, fmt.Errorf("cuda: %s: weight is nil: %w", op, tensor.ErrShape)
+	}
+	if w.Backend() != tensor.Backend(b) {
+		return nil, fmt.Errorf("cuda: %s: weight %v: %w", op, w, tensor.ErrBackend)
+	}
+	q, ok := w.Data().(*qdev)
+	if !ok || q.blocks == nil {
+		return nil, fmt.Errorf("cuda: %s: weight %v: %w", op, w, tensor.ErrFreed)
+	}
+	return q, nil
+}
+
+// dequant queues the dequantization of q into dst (rows·cols elements of dtype dt). The caller
+// holds the lock.
+func (b *Backend) dequant(q *qdev, dst uintptr, dt tensor.DType) error {
+	h := &q.h
+	n := h.Rows * h.Cols
+	if h.Format.Is4Bit() {
+		return b.launch1("dequant4", n, dst, dtypeCode(dt), q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset,
+			max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round), int64(n))
+	}
+	return b.launch1("dequant8", n, dst, dtypeCode(dt), q.int8, q.scb, dtypeCode(h.Round), int64(h.Cols), int64(n))
+}
+
+// QuantToFloat32 returns the dequantized matrix (a new host slice).
+func (b *Backend) QuantToFloat32(w *tensor.QTensor) ([]float32, error) {
+	if err := quantEnabled(); err != nil {
+		return nil, err
+	}
+	q, err := b.qcheck("quant to float32", w)
+	if err != nil {
+		return nil, err
+	}
+	defer b.lock()()
+	n := q.h.Rows * q.h.Cols
+	tmp, err := b.dev.Alloc.Get(int64(4*n), Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: quant to float32 %v: %w", w, err)
+	}
+	defer b.dev.Alloc.Put(tmp)
+	if err := b.dequant(q, tmp.Ptr, tensor.F32); err != nil {
+		return nil, err
+	}
+	out := make([]float32, n)
+	if err := b.dev.dtoh(unsafe.Pointer(&out[0]), tmp.Ptr, 4*n); err != nil {
+		return nil, fmt.Errorf("cuda: quant to float32 %v: %w", w, err)
+	}
+	return out, nil
+}
+
+// QuantMatMul sets out = alpha·x·op(W) + beta·out (see tensor.Quantized) by dequantizing W into a
+// workspace matrix of its rounding dtype and running Gemm on it.
+func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW bool, alpha, beta float32) error {
+	if err := quantEnabled(); err != nil {
+		return err
+	}
+	q, err := b.qcheck("quant matmul", w)
+	if err != nil {
+		return err
+	}
+	defer b.lock()()
+	dt := q.h.Round
+	tmp, err := b.dev.Alloc.Get(int64(q.h.Rows*q.h.Cols*dt.Size()), Workspace)
+	if err != nil {
+		return fmt.Errorf("cuda: quant matmul %v: %w", w, err)
+	}
+	defer b.dev.Alloc.Put(tmp) // stream-ordered: the product below is queued before any reuse
+	if err := b.dequant(q, tmp.Ptr, dt); err != nil {
+		return err
+	}
+	dense := tensor.NewTensor(b, dt, []int{q.h.Rows, q.h.Cols}, tmp)
+	return b.gemmLocked(out, x, dense, false, transW, alpha, beta)
+}

@@ -1,0 +1,108 @@
+package cuda
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/finlora/finlora/quant"
+	"github.com/finlora/finlora/runtime/tensor"
+	"github.com/finlora/finlora/runtime/tensor/cpu"
+)
+
+// quantHosts quantizes random [rows, cols] weights in every layout the backends take (as the CPU
+// backend's test does).
+func quantHosts(t testing.TB, rows, cols int, seed uint64) map[string]*tensor.QuantHost {
+	g := rand.New(rand.NewPCG(seed, 1))
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = float32(g.NormFloat64()) * 0.05
+	}
+	out := map[string]*tensor.QuantHost{}
+	for _, o := range []quant.Options4{
+		{Type: quant.NF4}, {Type: quant.NF4, DoubleQuant: true}, {Type: quant.FP4, DoubleQuant: true, BlockSize: 128},
+		{Type: quant.NF4, DoubleQuant: true, DType: "bfloat16"}, {Type: quant.FP4, DType: "float16"},
+	} {
+		v := append([]float32(nil), w...)
+		if o.DType != "" {
+			if err := quant.RoundToDType(v, o.DType); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q, err := quant.Quantize4(v, []int{rows, cols}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := q.Host()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[fmt.Sprintf("%s/bs%d/dq=%v/%s", o.Type, q.BlockSize, o.DoubleQuant, q.DType)] = h
+	}
+	q8, err := quant.QuantizeInt8(w, rows, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h8, err := q8.Host()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["int8"] = h8
+	return out
+}
+
+// TestQuantizedMatchesCPU: the GPU's dequantized weights equal the CPU reference's bit for bit,
+// and QuantMatMul in both layouts matches the CPU's within the precision of the weight's rounding
+// dtype (see Backend.Gemm).
+func TestQuantizedMatchesCPU(t *testing.T) {
+	t.Setenv("FINLORA_CUDA_QUANT", "1")
+	p := newPair(t)
+	defer p.free()
+	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
+	for _, sh := range [][3]int{{37, 130, 70}, {256, 512, 33}} {
+		rows, cols, m := sh[0], sh[1], sh[2]
+		for name, h := range quantHosts(t, rows, cols, uint64(rows)) {
+			t.Run(fmt.Sprintf("%s/%dx%d", name, rows, cols), func(t *testing.T) {
+				wg, err := gq.QuantFromHost(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer wg.Free()
+				wc, err := cq.QuantFromHost(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer wc.Free()
+				dg, err := gq.QuantToFloat32(wg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dc, _ := cq.QuantToFloat32(wc)
+				for i := range dc {
+					if dg[i] != dc[i] {
+						t.Fatalf("dequantized [%d] = %g on the GPU, %g on the CPU", i, dg[i], dc[i])
+					}
+				}
+				tol := map[tensor.DType]float64{tensor.BF16: 3e-3, tensor.F16: 1e-3, tensor.F32: 1e-5, tensor.Invalid: 1e-5}[h.Round]
+				for _, transW := range []bool{true, false} {
+					k, n := cols, rows
+					if !transW {
+						k, n = rows, cols
+					}
+					pp := newPair(t)
+					xg, xc := pp.rand(tensor.F32, 1, m, k)
+					og, oc := pp.rand(tensor.F32, 1, m, n)
+					if err := gq.QuantMatMul(og, xg, wg, transW, 1.5, 0.5); err != nil {
+						t.Fatal(err)
+					}
+					if err := cq.QuantMatMul(oc, xc, wc, transW, 1.5, 0.5); err != nil {
+						t.Fatal(err)
+					}
+					pp.same(fmt.Sprintf("quant matmul transW=%v", transW), og, oc, tol)
+					pp.free()
+				}
+			})
+		}
+	}
+	_ = cpu.New
+}
