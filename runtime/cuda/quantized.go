@@ -21,8 +21,8 @@ var _ tensor.Quantized = (*Backend)(nil)
 
 // qdev is the device storage of a QTensor.
 type qdev struct {
-	h      tensor.QuantHost // shape, format, block sizes, offset; slices nil (they live in blocks)
-	blocks []*Block
+	h                                                      tensor.QuantHost // shape, format, block sizes, offset; slices nil (they live in blocks)
+	blocks                                                 []*Block
 	packed, absmax, codes, nabs, nmap, codebook, int8, scb uintptr
 }
 
