@@ -211,8 +211,12 @@ func (q *QTensor) String() string {
 // dequantize W into a bf16 scratch and call cuBLASLt, and for few rows (decode, M ≤ ~8) should read
 // the 4-bit/8-bit codes directly in a GEMV kernel; without transW (the backward dX = dY·W of a
 // frozen layer) the same dequantized scratch feeds a non-transposed GEMM. QuantToFloat32 is the
-// dequantization kernel (copy back to the host). The conformance check is equality (to float32
-// rounding of the sums) with Gemm on QuantToFloat32's weight.
+// dequantization kernel (copy back to the host); its values must equal QuantHost's formula
+// exactly (float32 products without fused multiply-add: __fmul_rn, then __float2bfloat16_rn /
+// __float2half_rn for Round). The conformance suite is tensortest.RunQuantized(t, backend, tol):
+// exact dequantization, QuantMatMul within tol of a float64 product (tol 0 for the CPU: bit-equal
+// to Gemm on the dequantized weight), memory returned on Free, ErrShape/ErrFreed. Report
+// "quantized" in Capabilities.Extensions.
 type Quantized interface {
 	// QuantFromHost validates h (QuantHost.Check) and stores it on the device in its quantized
 	// layout. The caller owns the result (QTensor.Free).
