@@ -104,6 +104,18 @@ func TestPrecisionPerPhase(t *testing.T) {
 		if !(tuned < bare-0.1) {
 			t.Errorf("%s base: the adapter does not transfer (%.4f -> %.4f)", p, bare, tuned)
 		}
+		fpb, err := LoadDataset(ctx, pre+"fpb", "../data/finlora-sample/fpb.jsonl", DatasetOptions{Limit: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Evaluate(ctx, m, c, "fpb", fpb, EvalOptions{BatchSize: 2, MaxNewTokens: 3, Quiet: true})
+		if err != nil {
+			t.Fatalf("evaluate on the %s base: %v", p, err)
+		}
+		if r.N() != 4 {
+			t.Errorf("evaluate on the %s base: %d questions", p, r.N())
+		}
+		r.Free()
 		if c.Steps() != a.Steps() || c.LoRA == a.LoRA {
 			t.Errorf("copy: %d steps (original %d), shares weights: %v", c.Steps(), a.Steps(), c.LoRA == a.LoRA)
 		}
