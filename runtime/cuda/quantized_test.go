@@ -8,6 +8,7 @@ import (
 	"github.com/finlora/finlora/quant"
 	"github.com/finlora/finlora/runtime/tensor"
 	"github.com/finlora/finlora/runtime/tensor/cpu"
+	"github.com/finlora/finlora/runtime/tensor/tensortest"
 )
 
 // quantHosts quantizes random [rows, cols] weights in every layout the backends take (as the CPU
@@ -105,4 +106,11 @@ func TestQuantizedMatchesCPU(t *testing.T) {
 		}
 	}
 	_ = cpu.New
+}
+
+// TestQuantizedConformance runs the shared suite of tensor.Quantized; the GPU dequantizes into the
+// weight's rounding dtype before a tensor-core GEMM, so its bound is bf16's (the suite's doc).
+func TestQuantizedConformance(t *testing.T) {
+	t.Setenv("FINLORA_CUDA_QUANT", "1")
+	tensortest.RunQuantized(t, gpu(t), 1e-2)
 }
