@@ -65,6 +65,11 @@ func (r *FinetuneResult) String() string {
 // cell is interrupted) training stops at a step boundary, the adapter keeps the weights of the last
 // completed step (usable: evaluate it, save it, or call Finetune again to go on), and Finetune
 // returns the result so far together with an error wrapping ctx.Err().
+//
+// Each call starts a fresh AdamW state (zero moments) and its own data order; calling Finetune
+// again trains the adapter further from its current weights but is not the exact continuation of
+// the earlier run (for that, use `finlora train` checkpoints and --resume). Steps are numbered
+// across calls in the adapter's History.
 func Finetune(ctx context.Context, a *Adapter, ds *Dataset, opts FinetuneOptions) (*FinetuneResult, error) {
 	if err := a.check(); err != nil {
 		return nil, fmt.Errorf("finetune: %w", err)
