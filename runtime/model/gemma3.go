@@ -364,3 +364,31 @@ func (m *Gemma3) Free() error {
 	}
 	return nil
 }
+
+// Params counts the parameters (the tied LM head once).
+func (m *Gemma3) Params() int64 {
+	n := int64(m.Embed.Numel() + m.Norm.Numel())
+	for _, l := range m.Layers {
+		for _, t := range []*tensor.Tensor{l.InputNorm, l.PostAttnNorm, l.PreFFNorm, l.PostFFNorm, l.QNorm, l.KNorm} {
+			n += int64(t.Numel())
+		}
+		for _, p := range l.Linears() {
+			n += int64(p.Weight.Numel())
+		}
+	}
+	return n
+}
+
+// Bytes is the storage of the weights (the tied LM head once), rotary tables excluded.
+func (m *Gemma3) Bytes() int64 {
+	n := m.Embed.Bytes() + m.Norm.Bytes()
+	for _, l := range m.Layers {
+		for _, t := range []*tensor.Tensor{l.InputNorm, l.PostAttnNorm, l.PreFFNorm, l.PostFFNorm, l.QNorm, l.KNorm} {
+			n += t.Bytes()
+		}
+		for _, p := range l.Linears() {
+			n += p.Bytes()
+		}
+	}
+	return n
+}

@@ -76,6 +76,10 @@ func TestGemma3GGUF(t *testing.T) {
 		}
 		nll := meanNLL(t, m.Backend, lg, in)
 		lg.Free()
+		if m.Params() != 268098176 { // the sum of the file's tensor elements (finlora gguf)
+			t.Errorf("Params = %d, want 268098176", m.Params())
+		}
+		t.Logf("%s weights: %d bytes", dt, m.Bytes())
 		m.Free()
 		t.Logf("Gemma 3 270M (%s weights) mean NLL over %d tokens: %.3f nats (chance: %.1f)", dt, len(in), nll, math.Log(float64(cfg.VocabSize)))
 		if nll > 4 {
