@@ -400,3 +400,66 @@ func TestTrainingExamplesMaskPrompt(t *testing.T) {
 		}
 	}
 }
+
+// TestAdapterVariants: rsLoRA and DoRA adapters are created with their config, train, apply and
+// survive a save/load round trip.
+func TestAdapterVariants(t *testing.T) {
+	lm, ds := tinySetup(t)
+	head, err := ds.Head(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer head.Free()
+	for _, tc := range []struct {
+		name string
+		opts AdapterOptions
+	}{
+		{"rslora", AdapterOptions{Rank: 4, Alpha: 8, RSLoRA: true, Targets: []string{"q_proj"}}},
+		{"dora", AdapterOptions{Rank: 2, Alpha: 4, DoRA: true, Dropout: 0.1, Targets: []string{"v_proj", "up_proj"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := NewAdapter(lm, t.Name()+"/a", tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer Free(a.Name)
+			c := a.LoRA.Config
+			if c.UseRSLoRA != tc.opts.RSLoRA || c.UseDoRA != tc.opts.DoRA || c.R != tc.opts.Rank || c.LoraDropout != tc.opts.Dropout {
+				t.Fatalf("config %+v", c)
+			}
+			for _, m := range a.LoRA.Modules {
+				want := float32(tc.opts.Alpha / float64(tc.opts.Rank))
+				if tc.opts.RSLoRA {
+					want = float32(tc.opts.Alpha / math.Sqrt(float64(tc.opts.Rank)))
+				}
+				if m.Scale != want || (m.Magnitude != nil) != tc.opts.DoRA {
+					t.Fatalf("module %s: scale %v (want %v), magnitude %v", m.Path, m.Scale, want, m.Magnitude != nil)
+				}
+			}
+			if _, err := Finetune(context.Background(), a, head, FinetuneOptions{Steps: 2, LR: 1e-3, Quiet: true}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Evaluate(context.Background(), lm, a, "fpb", head, EvalOptions{Limit: 2, Quiet: true}); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := a.Save(dir); err != nil {
+				t.Fatal(err)
+			}
+			b, err := LoadAdapter(lm, t.Name()+"/b", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer Free(b.Name)
+			if b.LoRA.Config.UseDoRA != tc.opts.DoRA || b.LoRA.Config.UseRSLoRA != tc.opts.RSLoRA {
+				t.Errorf("reloaded config %+v", b.LoRA.Config)
+			}
+			wa, wb := adapterWeights(a.LoRA), adapterWeights(b.LoRA)
+			for i := range wa {
+				if wa[i] != wb[i] {
+					t.Fatalf("weight %d differs after the round trip", i)
+				}
+			}
+		})
+	}
+}
