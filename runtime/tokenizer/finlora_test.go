@@ -14,6 +14,9 @@ import (
 func TestFinLoRARoundTrip(t *testing.T) {
 	files, _ := filepath.Glob("../../../shared/data/finlora/*/*.jsonl")
 	if len(files) == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI without ../shared/data/finlora")
+		}
 		t.Skip("../shared/data/finlora not found")
 	}
 	if testing.Short() {
