@@ -52,6 +52,35 @@ func (b *Backend) tiled(a attnDims) bool {
 	return !b.SimpleAttention && (a.D == 64 || a.D == 128)
 }
 
+// useMMA reports whether the bf16 tensor-core kernels (attention_mma.cu) handle these shapes: head
+// dims 64 and 128 with every operand 16-byte aligned (they read float4s), unless SimpleAttention or
+// F32Attention is set.
+func (b *Backend) useMMA(a attnDims, ptrs ...uintptr) bool {
+	if !b.tiled(a) || b.F32Attention {
+		return false
+	}
+	for _, p := range ptrs {
+		if p%16 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// mmaFwdShm is the dynamic shared memory of attn_fwd_mma*: Q, K, V tiles of 64 rows, bf16, rows
+// padded by 8 elements.
+func mmaFwdShm(d int) int { return 3 * 64 * (d + 8) * 2 }
+
+// mmaBwdShm is that of attn_dkdv_mma* and attn_dq_mma*: two 64-row and two 32-row bf16 tiles, then
+// 64 lse and delta values (dq uses all, dkdv half).
+func mmaBwdShm(d int) int { return (2*64+2*32)*(d+8)*2 + 2*64*4 }
+
+// fwdMMA queues the tensor-core forward (out and, when lp != 0, the log-sum-exp).
+func (b *Backend) fwdMMA(a attnDims, p tensor.AttentionParams, o, lp, qp, kp, vp, ksp uintptr) error {
+	return b.k.launch(fmt.Sprintf("attn_fwd_mma%d", a.D), dim3{x: (a.T + 63) / 64, y: a.Hq, z: a.B}, dim3{x: 128}, mmaFwdShm(a.D),
+		o, lp, qp, kp, vp, ksp, a.T, a.Hq, a.S, a.Hkv, p.QStart, a.kvLen, p.Window, p.Scale)
+}
+
 // fwdTiled queues the tiled forward (out and, when lp != 0, the log-sum-exp).
 func (b *Backend) fwdTiled(a attnDims, p tensor.AttentionParams, o, lp, qp, kp, vp, ksp uintptr) error {
 	shm := (tileQ*(a.D+1) + tileK*(a.D+1) + tileK*a.D + tileQ*(tileK+1)) * 4
@@ -125,6 +154,9 @@ func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParam
 		return err
 	}
 	defer b.dev.Alloc.Put(ksBlk)
+	if b.useMMA(a, o, qp, kp, vp) {
+		return b.fwdMMA(a, p, o, lp, qp, kp, vp, ksp)
+	}
 	if b.tiled(a) {
 		return b.fwdTiled(a, p, o, lp, qp, kp, vp, ksp)
 	}
@@ -192,6 +224,9 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out *tensor.Tenso
 		return err
 	}
 	defer b.dev.Alloc.Put(ksBlk)
+	if b.useMMA(a, pdq, pdk, pdv, pdo, pq, pk, pv, po) {
+		return b.bwdMMA(a, p, haveLSE == 1, lse, delta, ksp, pdq, pdk, pdv, pdo, pq, pk, pv, po)
+	}
 	rowGrid := dim3{x: a.T, y: a.Hq, z: a.B}
 	blk := dim3{x: attnThreads}
 	if b.tiled(a) {
@@ -229,4 +264,29 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out *tensor.Tenso
 	nw := attnThreads / 32
 	return b.k.launch("attn_bwd_dkdv", dim3{x: a.S, y: a.Hkv, z: a.B}, blk, (2*a.D+nw*2*a.D)*4, pdk, pdv, pdo, pq, pk, pv, lse, delta, ksp,
 		a.T, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale)
+}
+
+// bwdMMA queues the tensor-core backward: the log-sum-exp by the mma forward into scratch unless
+// haveLSE (then lse already holds the caller's), delta per query row, then dK/dV and dQ.
+func (b *Backend) bwdMMA(a attnDims, p tensor.AttentionParams, haveLSE bool, lse, delta, ksp, pdq, pdk, pdv, pdo, pq, pk, pv, po uintptr) error {
+	rows := a.B * a.T * a.Hq
+	if !haveLSE {
+		scratch, err := b.dev.Alloc.Get(int64(4*rows*a.D), Workspace)
+		if err != nil {
+			return fmt.Errorf("cuda: attention backward: %w", err)
+		}
+		defer b.dev.Alloc.Put(scratch)
+		if err := b.fwdMMA(a, p, scratch.Ptr, lse, pq, pk, pv, ksp); err != nil {
+			return err
+		}
+	}
+	if err := b.k.launch("attn_delta", dim3{x: (rows + 7) / 8}, dim3{x: 256}, 0, delta, pdo, po, rows, a.T, a.Hq, a.D); err != nil {
+		return err
+	}
+	if err := b.k.launch(fmt.Sprintf("attn_dkdv_mma%d", a.D), dim3{x: (a.S + 63) / 64, y: a.Hkv, z: a.B}, dim3{x: 128}, mmaBwdShm(a.D),
+		pdk, pdv, pdo, pq, pk, pv, lse, delta, ksp, a.T, a.Hq, a.S, a.Hkv, p.QStart, a.kvLen, p.Window, p.Scale); err != nil {
+		return err
+	}
+	return b.k.launch(fmt.Sprintf("attn_dq_mma%d", a.D), dim3{x: (a.T + 63) / 64, y: a.Hq, z: a.B}, dim3{x: 128}, mmaBwdShm(a.D),
+		pdq, pdo, pq, pk, pv, lse, delta, ksp, a.T, a.Hq, a.S, a.Hkv, p.QStart, a.kvLen, p.Window, p.Scale)
 }

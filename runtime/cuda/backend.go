@@ -60,6 +60,10 @@ type Backend struct {
 	// SimpleAttention selects the simple one-block-per-query-row attention kernels even where the
 	// tiled ones apply (set from FINLORA_ATTN=simple at Open; for tests and comparisons).
 	SimpleAttention bool
+	// F32Attention selects the float32 tiled kernels (attention_tiled.cu) instead of the bf16
+	// tensor-core ones (attention_mma.cu) for head dims 64 and 128 (set from FINLORA_ATTN=f32 at
+	// Open; the reference for the mma kernels' tests, and for comparisons).
+	F32Attention bool
 
 	prof *profiler // non-nil while StartProfile runs
 }
@@ -98,6 +102,7 @@ func Open(index int) (*Backend, error) {
 		return nil, err
 	}
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
+	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

@@ -144,7 +144,9 @@ func (g *graph) layerBackward(ar *arena, mb *microBatch, l int, h *tensor.Tensor
 	if err := g.linearBackward(ar, l, "o_proj", dh2, acts.attn.MustView(N, -1), dattn.MustView(N, -1), acts, false); err != nil {
 		return err
 	}
-	if err := g.bw.AttentionBackward(dq, dk, dv, dattn, acts.q, acts.k, acts.v, acts.attn, g.attnParams(l)); err != nil {
+	pa := g.attnParams(l)
+	pa.LSE = acts.lse // the forward's (nil: the backend recomputes it)
+	if err := g.bw.AttentionBackward(dq, dk, dv, dattn, acts.q, acts.k, acts.v, acts.attn, pa); err != nil {
 		return fmt.Errorf("train: layer %d attention backward: %w", l, err)
 	}
 	if err := g.b.Rope(dq, mb.pos, g.base.Cos, g.base.NegSin); err != nil {

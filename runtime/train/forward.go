@@ -80,6 +80,7 @@ type layerActs struct {
 	qPre, kPre    *tensor.Tensor // Qwen3: projections before the per-head norm; nil otherwise
 	q, k, v       *tensor.Tensor // after norm and rotary: [B, T, Hq, D], [B, T, Hkv, D] ×2
 	attn          *tensor.Tensor // attention output [B, T, Hq, D]
+	lse           *tensor.Tensor // F32 [B, Hq, T]: the forward's log-sum-exp, given to AttentionBackward (nil: it recomputes)
 	h2            *tensor.Tensor // residual after attention [N, H]
 	gate, up, act *tensor.Tensor // MLP [N, I]
 	lin           map[string]*linActs
@@ -184,6 +185,7 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	acts.xn = alloc(N, a.Hidden)
 	q, k, v := alloc(B, T, a.Heads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim)
 	acts.attn = alloc(B, T, a.Heads, a.HeadDim)
+	acts.lse = alloc(B, a.Heads, T)
 	acts.h2, acts.xn2 = alloc(N, a.Hidden), alloc(N, a.Hidden)
 	acts.gate, acts.up, acts.act = alloc(N, a.Intermediate), alloc(N, a.Intermediate), alloc(N, a.Intermediate)
 	if err != nil {
@@ -220,7 +222,9 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	if err := g.b.Rope(acts.k, mb.pos, g.base.Cos, g.base.Sin); err != nil {
 		return nil, fmt.Errorf("train: layer %d rope k: %w", l, err)
 	}
-	if err := g.b.Attention(acts.attn, acts.q, acts.k, acts.v, g.attnParams(l)); err != nil {
+	pa := g.attnParams(l)
+	pa.LSE = acts.lse
+	if err := g.b.Attention(acts.attn, acts.q, acts.k, acts.v, pa); err != nil {
 		return nil, fmt.Errorf("train: layer %d attention: %w", l, err)
 	}
 	o := alloc(N, a.Hidden)
