@@ -50,6 +50,12 @@ func (s mapSource) Bytes(name string) ([]byte, error) {
 // addOne selects HF's norm convention (weights applied as 1+w) or GGUF's (stored 1+w).
 func tinyGemma3(t *testing.T, addOne bool) *model.Gemma3 {
 	t.Helper()
+	return tinyGemma3On(t, cpu.New(0), addOne)
+}
+
+// tinyGemma3On is tinyGemma3 on backend b (the same weights on every backend).
+func tinyGemma3On(t *testing.T, b tensor.Backend, addOne bool) *model.Gemma3 {
+	t.Helper()
 	c := &model.Gemma3Config{VocabSize: 50, HiddenSize: 32, IntermediateSize: 48, NumLayers: 3, NumHeads: 2,
 		NumKVHeads: 1, HeadDim: 16, RMSNormEps: 1e-6, RopeGlobal: 1e6, RopeLocal: 1e4, RopeGlobalFactor: 1,
 		SlidingWindow: 4, SlidingWindowPattern: 3, QueryPreAttnScalar: 24, MaxPositionEmbeddings: 128,
@@ -88,7 +94,7 @@ func tinyGemma3(t *testing.T, addOne bool) *model.Gemma3 {
 		put(p+"mlp.up_proj.weight", 0.2, 0, c.IntermediateSize, d)
 		put(p+"mlp.down_proj.weight", 0.2, 0, d, c.IntermediateSize)
 	}
-	m, err := model.Gemma3FromSource(context.Background(), c, src, model.LoadOptions{Backend: cpu.New(0)})
+	m, err := model.Gemma3FromSource(context.Background(), c, src, model.LoadOptions{Backend: b})
 	if err != nil {
 		t.Fatal(err)
 	}
