@@ -3,16 +3,16 @@ package quant
 import (
 	"math"
 
-	"github.com/finlora/finlora/runtime/safetensors"
+	"github.com/finlora/finlora/runtime/tensor"
 )
 
 // roundBF16 rounds f to the nearest bfloat16 (ties to even), returned as float32.
-func roundBF16(f float32) float32 { return safetensors.BF16ToFloat32(safetensors.Float32ToBF16(f)) }
+func roundBF16(f float32) float32 { return tensor.BF16ToFloat32(tensor.Float32ToBF16(f)) }
 
 // roundF16 rounds f to the nearest IEEE half (ties to even), returned as float32. Where the result
 // is a normal half (2^-14 <= |f| < 65520) it rounds the float32 bits at mantissa bit 13 directly;
 // elsewhere (half subnormals, overflow to Inf, Inf, NaN) it converts through the half bit pattern
-// with runtime/safetensors' converters. TestFastRoundings checks the two agree.
+// with runtime/tensor's converters. TestFastRoundings checks the two agree.
 func roundF16(f float32) float32 {
 	b := math.Float32bits(f)
 	e := (b >> 23) & 0xff
@@ -23,5 +23,5 @@ func roundF16(f float32) float32 {
 			return math.Float32frombits(r)
 		}
 	}
-	return safetensors.F16ToFloat32(safetensors.Float32ToF16(f))
+	return tensor.F16ToFloat32(tensor.Float32ToF16(f))
 }

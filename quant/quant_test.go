@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	st "github.com/finlora/finlora/runtime/safetensors"
+	"github.com/finlora/finlora/runtime/tensor"
 )
 
 // nearest returns the index of the codebook entry nearest to x and the distance to the runner-up
@@ -377,7 +378,7 @@ func TestFastRoundings(t *testing.T) {
 		xs = append(xs, math.Float32frombits(r.Uint32()), float32(r.NormFloat64()*0.02))
 	}
 	for _, x := range xs {
-		want := st.F16ToFloat32(st.Float32ToF16(x))
+		want := tensor.F16ToFloat32(tensor.Float32ToF16(x))
 		if got := roundF16(x); math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
 			t.Fatalf("roundF16(%v) = %v, want %v", x, got, want)
 		}

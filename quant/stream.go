@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	st "github.com/finlora/finlora/runtime/safetensors"
+	"github.com/finlora/finlora/runtime/tensor"
 )
 
 // Item is one source tensor's contribution to a quantized checkpoint.
@@ -112,11 +113,11 @@ func decodeFloat(dt st.DType, raw []byte, buf []float32) []float32 {
 		}
 	case st.BF16:
 		for i := range buf {
-			buf[i] = st.BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			buf[i] = tensor.BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 	case st.F16:
 		for i := range buf {
-			buf[i] = st.F16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			buf[i] = tensor.F16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 	default:
 		panic("quant: decodeFloat: unsupported dtype " + string(dt)) // ShouldQuantize admits only these

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/finlora/finlora/runtime/safetensors"
+	"github.com/finlora/finlora/runtime/tensor"
 )
 
 // Dequantize decodes n elements of type t from src (exactly n/BlockSize blocks, no more, no less)
@@ -66,7 +66,7 @@ func DequantizeInto(dst []float32, t Type, src []byte) error {
 // Each dequantX below decodes whole blocks: len(dst) is a multiple of the block size and src
 // holds exactly the matching blocks (checked by DequantizeInto).
 
-func f16(b []byte) float32 { return safetensors.F16ToFloat32(binary.LittleEndian.Uint16(b)) }
+func f16(b []byte) float32 { return tensor.F16ToFloat32(binary.LittleEndian.Uint16(b)) }
 
 func dequantF32(dst []float32, src []byte) {
 	for i := range dst {
@@ -82,7 +82,7 @@ func dequantF16(dst []float32, src []byte) {
 
 func dequantBF16(dst []float32, src []byte) {
 	for i := range dst {
-		dst[i] = safetensors.BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+		dst[i] = tensor.BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 	}
 }
 

@@ -6,6 +6,6 @@
 // Files are memory-mapped and read lazily per tensor (Open); a model directory with a single
 // model.safetensors or a sharded model.safetensors.index.json opens as a Set (OpenDir). Both
 // satisfy Source, the read interface the model loaders use. Write and WriteSharded produce files
-// the Rust crate and transformers accept. The dtype conversions every loader needs (BF16, F16,
-// F8 to float32 and back) live in convert.go.
+// the Rust crate and transformers accept. convert.go decodes every dtype to float32 (F8 here; the
+// BF16 and F16 bit conversions are runtime/tensor's, the one implementation in the module).
 package safetensors

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/finlora/finlora/runtime/tensor"
 )
 
 // randomTensors returns one tensor of every dtype (plus a scalar and an empty tensor) filled with
@@ -240,7 +242,7 @@ func TestFloat32Large(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i++ {
-		want := BF16ToFloat32(binary.LittleEndian.Uint16(data[2*i:]))
+		want := tensor.BF16ToFloat32(binary.LittleEndian.Uint16(data[2*i:]))
 		if got[i] != want && !(got[i] != got[i] && want != want) {
 			t.Fatalf("element %d: %v, want %v", i, got[i], want)
 		}

@@ -3,6 +3,8 @@ package tensor
 import (
 	"errors"
 	"math"
+	"math/rand"
+	"sort"
 	"testing"
 )
 
@@ -50,6 +52,84 @@ func TestNarrowingRoundsToNearestEven(t *testing.T) {
 		if got := Float32ToF16(c.f); got != c.half {
 			t.Errorf("Float32ToF16(%g) = %#04x, want %#04x", c.f, got, c.half)
 		}
+	}
+}
+
+// nearestOracle rounds x to the nearest of the sorted finite values vals (ties to the even bit
+// pattern, i.e. pattern&1 == 0), or to ±Inf past the largest value plus half an ulp, by search.
+func nearestOracle(x float64, vals []float64, pats []uint16, inf uint16, halfUlpMax float64) uint16 {
+	if math.Abs(x) >= vals[len(vals)-1]+halfUlpMax {
+		if x < 0 {
+			return inf | 0x8000
+		}
+		return inf
+	}
+	i := sort.SearchFloat64s(vals, x)
+	best := -1
+	for _, j := range []int{i - 1, i} {
+		if j < 0 || j >= len(vals) {
+			continue
+		}
+		if best < 0 {
+			best = j
+			continue
+		}
+		db, dj := math.Abs(vals[best]-x), math.Abs(vals[j]-x)
+		if dj < db || (dj == db && pats[j]&1 == 0) {
+			best = j
+		}
+	}
+	return pats[best]
+}
+
+func TestFloat32RoundingAgainstOracle(t *testing.T) {
+	type format struct {
+		name   string
+		widen  func(uint16) float32
+		narrow func(float32) uint16
+		inf    uint16
+	}
+	for _, fm := range []format{
+		{"bf16", BF16ToFloat32, Float32ToBF16, 0x7f80},
+		{"f16", F16ToFloat32, Float32ToF16, 0x7c00},
+	} {
+		t.Run(fm.name, func(t *testing.T) {
+			// All non-negative finite values, sorted, with their patterns.
+			var vals []float64
+			var pats []uint16
+			for h := 0; h < 0x8000; h++ {
+				v := float64(fm.widen(uint16(h)))
+				if math.IsInf(v, 0) || math.IsNaN(v) {
+					continue
+				}
+				vals = append(vals, v)
+				pats = append(pats, uint16(h))
+			}
+			maxv := vals[len(vals)-1]
+			halfUlp := (maxv - vals[len(vals)-2]) / 2
+			r := rand.New(rand.NewSource(1))
+			check := func(x float32) {
+				want := nearestOracle(math.Abs(float64(x)), vals, pats, fm.inf, halfUlp)
+				if math.Signbit(float64(x)) {
+					want |= 0x8000
+				}
+				if got := fm.narrow(x); got != want {
+					t.Fatalf("%s(%v = %#08x) = %#04x, want %#04x", fm.name, x, math.Float32bits(x), got, want)
+				}
+			}
+			for i := 0; i < 200000; i++ {
+				check(math.Float32frombits(r.Uint32() & 0x7f7fffff)) // finite, random magnitude
+				// midpoints and their neighbours
+				j := r.Intn(len(vals) - 1)
+				mid := float32((vals[j] + vals[j+1]) / 2)
+				check(mid)
+				check(math.Nextafter32(mid, 0))
+				check(math.Nextafter32(mid, float32(math.Inf(1))))
+				check(-mid)
+			}
+			check(float32(maxv + halfUlp))
+			check(math.Nextafter32(float32(maxv+halfUlp), 0))
+		})
 	}
 }
 
