@@ -13,9 +13,9 @@ import (
 
 // QuantizeCheckpoint writes to outDir a transformers/bitsandbytes checkpoint of the float model in
 // srcDir: model.safetensors with the decoder layers' linear weights quantized (QuantizeSource),
-// laid out as transformers writes it (WriteHF, metadata {"format":"pt"}), config.json with
-// c's quantization_config (RewriteConfigJSON), and every other file of srcDir except weights
-// (tokenizer, generation config, ...) copied. srcDir may hold one model.safetensors or shards with
+// laid out as transformers writes it (safetensors.WriteOrdered with ByDTypeThenName, metadata
+// {"format":"pt"}), config.json with c's quantization_config (RewriteConfigJSON), and every other
+// file of srcDir except weights (tokenizer, generation config, ...) copied. srcDir may hold one model.safetensors or shards with
 // an index. Memory: the quantized tensors are kept until the file is written (the header needs all
 // sizes); float tensors passed through are views of the mapped source.
 func QuantizeCheckpoint(ctx context.Context, srcDir, outDir string, c Config) error {
@@ -45,7 +45,7 @@ func QuantizeCheckpoint(ctx context.Context, srcDir, outDir string, c Config) er
 	if err != nil {
 		return err
 	}
-	if err := WriteHF(filepath.Join(outDir, "model.safetensors"), out, map[string]string{"format": "pt"}); err != nil {
+	if err := st.WriteOrdered(filepath.Join(outDir, "model.safetensors"), out, map[string]string{"format": "pt"}, st.ByDTypeThenName); err != nil {
 		return fmt.Errorf("quantize checkpoint: %w", err)
 	}
 	cfgOut, err := RewriteConfigJSON(cfgIn, c)

@@ -34,8 +34,8 @@
 //     layer (reading validates every part and names the tensor and field at fault).
 //   - QuantizeSource: a float checkpoint (safetensors.Source) to quantized items one tensor at a
 //     time (memory: the quantized model plus one float32 layer); QuantizeCheckpoint writes a whole
-//     transformers/bitsandbytes checkpoint directory (finlora quantize), WriteHF the
-//     safetensors file in the Python library's tensor order.
+//     transformers/bitsandbytes checkpoint directory (finlora quantize), its safetensors file
+//     written in the Python library's tensor order (safetensors.WriteOrdered, ByDTypeThenName).
 //   - DequantizedSource: a bitsandbytes checkpoint seen as float tensors (model.FromSource reads
 //     it); OnLoadSource: a float checkpoint seen as its quantized-then-dequantized self.
 //   - Config, ParseQuantizationConfig, RewriteConfigJSON: config.json's quantization_config.

@@ -19,13 +19,50 @@ type Tensor struct {
 	Data  []byte
 }
 
+// Order is the order a writer lays tensors out in a file: header entries and data alike.
+type Order int
+
+const (
+	// ByName sorts tensors by name (Write's order).
+	ByName Order = iota
+	// ByDTypeThenName sorts as Python's safetensors package (safetensors.torch.save_file, which
+	// transformers' save_pretrained calls) does: by dtype, descending in the crate's Dtype enum
+	// order (U64, I64, F64, F32, U32, I32, BF16, F16, U16, I16, F8_E4M3, F8_E5M2, I8, U8, BOOL),
+	// then by name. The two orders differ as soon as dtypes are mixed, as in every quantized
+	// checkpoint; with this one a file can be byte-identical to the Python library's.
+	ByDTypeThenName
+)
+
+// dtypeRank is the position of each dtype in the Rust crate's Dtype enum (BOOL < U8 < I8 <
+// F8_E5M2 < F8_E4M3 < I16 < U16 < F16 < BF16 < I32 < U32 < F32 < F64 < I64 < U64).
+var dtypeRank = map[DType]int{
+	BOOL: 0, U8: 1, I8: 2, F8_E5M2: 3, F8_E4M3: 4, I16: 5, U16: 6, F16: 7,
+	BF16: 8, I32: 9, U32: 10, F32: 11, F64: 12, I64: 13, U64: 14,
+}
+
 // Write writes tensors (any order; written sorted by name, contiguous) and metadata (may be nil)
 // to path as one safetensors file. The header is padded with spaces to a multiple of 8 bytes, as the
 // Rust crate does. The write is atomic: a temporary file in the same directory, synced, renamed.
+// Tensor data is only read.
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
+	return WriteOrdered(path, tensors, metadata, ByName)
+}
+
+// WriteOrdered is Write with the tensors laid out in the given order (ByName as Write, or
+// ByDTypeThenName as Python's safetensors writes). The checks, header format and atomic write are
+// Write's.
+func WriteOrdered(path string, tensors []Tensor, metadata map[string]string, order Order) error {
 	sorted, err := checkTensors(path, tensors)
 	if err != nil {
 		return err
+	}
+	switch order {
+	case ByName:
+	case ByDTypeThenName:
+		// Stable: tensors of one dtype keep checkTensors' name order.
+		sort.SliceStable(sorted, func(i, j int) bool { return dtypeRank[sorted[i].DType] > dtypeRank[sorted[j].DType] })
+	default:
+		return fmt.Errorf("safetensors %s: unknown tensor order %d", path, order)
 	}
 	hdr, err := encodeHeader(sorted, metadata)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -246,5 +247,54 @@ func TestFloat32Large(t *testing.T) {
 		if got[i] != want && !(got[i] != got[i] && want != want) {
 			t.Fatalf("element %d: %v, want %v", i, got[i], want)
 		}
+	}
+}
+
+// WriteOrdered(ByDTypeThenName) lays tensors out as Python's safetensors does: dtype descending in
+// the crate's enum order, then name; the data are contiguous in that order.
+func TestWriteOrderedByDType(t *testing.T) {
+	want := []DType{U64, I64, F64, F32, U32, I32, BF16, F16, U16, I16, F8_E4M3, F8_E5M2, I8, U8, BOOL}
+	if len(want) != len(DTypes()) || len(dtypeRank) != len(DTypes()) {
+		t.Fatalf("the enum order lists %d dtypes, dtypeRank %d, DTypes() %d", len(want), len(dtypeRank), len(DTypes()))
+	}
+	ts := randomTensors(3)
+	ts = append(ts, Tensor{Name: "a.second_f32", DType: F32, Shape: []int{2}, Data: Float32Bytes([]float32{1, 2})})
+	path := filepath.Join(t.TempDir(), "hf.safetensors")
+	if err := WriteOrdered(path, ts, map[string]string{"format": "pt"}, ByDTypeThenName); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var order []TensorInfo
+	for _, name := range f.Names() {
+		info, _ := f.Info(name)
+		order = append(order, info)
+	}
+	sort.Slice(order, func(i, j int) bool { // the one empty tensor ends where it begins
+		return order[i].Begin < order[j].Begin || (order[i].Begin == order[j].Begin && order[i].End < order[j].End)
+	})
+	pos := map[DType]int{}
+	for i, d := range want {
+		pos[d] = i
+	}
+	var off int64
+	for i, info := range order {
+		if info.Begin != off {
+			t.Errorf("%s begins at %d, want %d (contiguous)", info.Name, info.Begin, off)
+		}
+		off = info.End
+		if i == 0 {
+			continue
+		}
+		prev := order[i-1]
+		if pos[prev.DType] > pos[info.DType] || (prev.DType == info.DType && prev.Name > info.Name) {
+			t.Errorf("%s (%s) written after %s (%s)", info.Name, info.DType, prev.Name, prev.DType)
+		}
+	}
+	if err := WriteOrdered(path, ts, nil, Order(7)); err == nil {
+		t.Error("WriteOrdered with an unknown order succeeded")
 	}
 }
