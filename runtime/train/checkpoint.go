@@ -50,6 +50,11 @@ func (t *Trainer) SaveCheckpoint(dir string) (string, error) {
 		return "", fmt.Errorf("train: checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	if t.dopt != nil { // the moments live on the device between steps
+		if err := t.dopt.pullMoments(t.opt); err != nil {
+			return "", fmt.Errorf("train: checkpoint: %w", err)
+		}
+	}
 	if err := t.Adapter.Save(tmp); err != nil {
 		return "", fmt.Errorf("train: checkpoint: %w", err)
 	}
@@ -176,6 +181,9 @@ func (t *Trainer) Resume(ckpt string) error {
 		copy(dst.Magnitude, src.Magnitude)
 	}
 	t.opt.M, t.opt.V, t.opt.Step = m, v, st.Step
+	if t.dopt != nil { // upload the resumed weights and moments before the next step
+		t.dopt.fresh = false
+	}
 	t.epoch, t.offset = st.Epoch, st.Offset
 	t.order = epochOrder(len(t.Data), t.Config.Shuffle, t.Config.Seed, t.epoch)
 	t.metrics = st.Metrics

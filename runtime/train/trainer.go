@@ -52,6 +52,7 @@ type Trainer struct {
 
 	opt     *AdamW
 	dev     *devAdapter
+	dopt    *devOptim // non-nil when the backend is a DeviceOptimizer (device_optim.go)
 	g       *graph
 	total   int // optimizer steps of the run
 	warmup  int
@@ -107,6 +108,10 @@ func NewTrainer(base *Base, a *lora.Adapter, data []Example, cfg Config) (*Train
 		return nil, err
 	}
 	t.dev = dev
+	if t.dopt, err = newDevOptim(dev); err != nil {
+		dev.close()
+		return nil, err
+	}
 	t.g = &graph{base: base, b: base.Backend, bw: bw, ad: dev, recompute: cfg.GradientCheckpointing}
 	t.order = epochOrder(len(data), cfg.Shuffle, cfg.Seed, 0)
 	return t, nil
@@ -114,6 +119,10 @@ func NewTrainer(base *Base, a *lora.Adapter, data []Example, cfg Config) (*Train
 
 // Close frees the device copies of the adapter (the host adapter stays valid).
 func (t *Trainer) Close() {
+	if t.dopt != nil {
+		t.dopt.close()
+		t.dopt = nil
+	}
 	if t.dev != nil {
 		t.dev.close()
 		t.dev = nil
@@ -153,7 +162,12 @@ func (t *Trainer) microSeed(step, k int) uint64 {
 // forwardBackward runs the GradAccum micro-batches of the next step, leaving the gradients of the
 // step's mean loss in the device accumulators. It returns the loss and the token count.
 func (t *Trainer) forwardBackward(ctx context.Context) (float64, int, error) {
-	if err := t.dev.upload(t.Base); err != nil {
+	if t.dopt != nil {
+		if err := t.dopt.prepare(t.dev, t.opt); err != nil {
+			return 0, 0, err
+		}
+		t.dopt.gradsDirty = true // until the step's update zeroes them
+	} else if err := t.dev.upload(t.Base); err != nil {
 		return 0, 0, err
 	}
 	batches := make([][]Example, t.Config.GradAccum)
@@ -201,14 +215,22 @@ func (t *Trainer) Step(ctx context.Context) (StepMetrics, error) {
 		t.epoch, t.offset, t.order = epoch, offset, order
 		return StepMetrics{}, err
 	}
-	params, grads, err := t.dev.params()
-	if err != nil {
-		return StepMetrics{}, err
-	}
-	norm := ClipGradNorm(grads, t.Config.MaxGradNorm)
 	lr := t.Config.AdamW.LR * t.Config.Schedule.Factor(t.opt.Step, t.warmup, t.total)
-	if err := t.opt.Update(params, grads, lr); err != nil {
-		return StepMetrics{}, err
+	var norm float64
+	if t.dopt != nil {
+		if norm, err = t.dopt.step(t.opt, lr, t.Config.MaxGradNorm); err != nil {
+			return StepMetrics{}, err
+		}
+		t.dopt.gradsDirty = false
+	} else {
+		params, grads, err := t.dev.params()
+		if err != nil {
+			return StepMetrics{}, err
+		}
+		norm = ClipGradNorm(grads, t.Config.MaxGradNorm)
+		if err := t.opt.Update(params, grads, lr); err != nil {
+			return StepMetrics{}, err
+		}
 	}
 	d := time.Since(start)
 	m := StepMetrics{Step: t.opt.Step, Epoch: t.epoch, Loss: loss, LR: lr, GradNorm: norm, Tokens: tokens,
