@@ -21,8 +21,8 @@ func runDoctor(args []string) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	compile := fs.Bool("compile", false, "compile every embedded kernel with NVRTC (needs libnvrtc, not a GPU)")
 	arch := fs.String("arch", "", "arch for -compile when no GPU is present (e.g. sm_90)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	w := os.Stdout
 	fmt.Fprintf(w, "finlora %s doctor\n", version)

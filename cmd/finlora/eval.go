@@ -39,8 +39,8 @@ func runEval(args []string) error {
 	out := fs.String("out", "", "write the per-question results (Arrow table) to this .parquet or .csv file")
 	seed := fs.Uint64("seed", 0, "seed of the embedded tiny random model")
 	quant := quantFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())

@@ -34,8 +34,8 @@ func runGenerate(args []string) error {
 	topP := fs.Float64("top-p", 0, "nucleus sampling threshold (0: off)")
 	dtype := fs.String("dtype", "", "convert weights to f32, bf16 or f16 (default: as stored)")
 	quant := quantFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *prompt == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: generate needs --prompt TEXT", errUsage)

@@ -23,8 +23,8 @@ func runGGUF(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: finlora gguf [-tensors] [-check] FILE.gguf")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: want one GGUF file, got %d arguments", errUsage, fs.NArg())

@@ -24,11 +24,8 @@ func runInstallKernel(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: finlora install-kernel [--user | --prefix DIR] [--name NAME]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())

@@ -21,11 +21,8 @@ func runKernel(args []string) error {
 	fs := flag.NewFlagSet("kernel", flag.ContinueOnError)
 	connFile := fs.String("connection-file", "", "Jupyter connection `FILE` (written by the front end)")
 	history := fs.String("history", "", "history `FILE` (default: finlora/history.jsonl in the Jupyter data dir; - for none)")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *connFile == "" && fs.NArg() == 1 { // also accept the file as the only argument
 		*connFile = fs.Arg(0)

@@ -27,8 +27,8 @@ func runLogits(args []string) error {
 	out := fs.String("out", "", "output .npy file (float32 [len(ids), vocab])")
 	dtype := fs.String("dtype", "", "convert weights to f32, bf16 or f16 (default: as stored)")
 	quant := quantFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *dir == "" || *idsFlag == "" || *out == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: logits needs --model DIR --ids 1,17,250 --out FILE.npy", errUsage)

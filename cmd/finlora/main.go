@@ -34,6 +34,19 @@ func register(name, summary string, run func(args []string) error) {
 // errUsage marks an error caused by bad command-line arguments: main exits 2 for it.
 var errUsage = errors.New("usage")
 
+// parseFlags parses a subcommand's args into fs (made with flag.ContinueOnError). -h/--help comes
+// back as flag.ErrHelp itself (fs has printed its usage; main exits 0); any other parse error is
+// wrapped with errUsage (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: finlora <command> [flags]\n\ncommands:")
 	names := make([]string, 0, len(commands))

@@ -27,8 +27,8 @@ func runQuantize(args []string) error {
 	compute := fs.String("compute-dtype", "", "recorded bnb_4bit_compute_dtype (default bfloat16 for 4-bit, float32 for int8)")
 	skip := fs.String("skip-modules", "", "comma-separated module names to leave in float (llm_int8_skip_modules)")
 	out := fs.String("out", "", "output directory (created)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *dir == "" || *format == "" || *out == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: quantize needs --model DIR --format nf4|fp4|int8 --out DIR", errUsage)

@@ -23,11 +23,8 @@ func runTokenize(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: finlora tokenize --tokenizer DIR [--no-special] < strings.json > ids.json")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *dir == "" {
 		return fmt.Errorf("%w: --tokenizer DIR is required", errUsage)
