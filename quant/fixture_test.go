@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	st "github.com/finlora/finlora/runtime/safetensors"
@@ -67,7 +68,7 @@ func TestQuantizeNF4BitExact(t *testing.T) {
 				continue
 			}
 			rb, _ := ref.Bytes(tn.Name)
-			if rinfo.DType != tn.DType || !equalInts(rinfo.Shape, tn.Shape) {
+			if rinfo.DType != tn.DType || !slices.Equal(rinfo.Shape, tn.Shape) {
 				t.Errorf("%s: %s %v, bitsandbytes %s %v", tn.Name, tn.DType, tn.Shape, rinfo.DType, rinfo.Shape)
 			}
 			if !bytes.Equal(rb, tn.Data) {
@@ -199,18 +200,6 @@ func TestQuantizeCheckpointBytes(t *testing.T) {
 			}
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func countDiff(a, b []byte) int {

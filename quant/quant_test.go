@@ -3,6 +3,7 @@ package quant
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	st "github.com/finlora/finlora/runtime/safetensors"
@@ -289,13 +290,13 @@ func TestDequantizedSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := d.Names(), src.Names(); !equalStrings(got, want) {
+	if got, want := d.Names(), src.Names(); !slices.Equal(got, want) {
 		t.Fatalf("names %v, want the float model's %v", got, want)
 	}
 	for _, n := range d.Names() {
 		info, _ := d.Info(n)
 		sinfo, _ := src.Info(n)
-		if info.DType != st.F32 || !equalInts(info.Shape, sinfo.Shape) {
+		if info.DType != st.F32 || !slices.Equal(info.Shape, sinfo.Shape) {
 			t.Errorf("%s: %s %v, want F32 %v", n, info.DType, info.Shape, sinfo.Shape)
 		}
 		got, err := d.Float32(n)
@@ -310,18 +311,6 @@ func TestDequantizedSource(t *testing.T) {
 			t.Errorf("%s differs", n)
 		}
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestFastCodesMatchTrees checks the arithmetic-index coders against bitsandbytes' literal trees

@@ -3,6 +3,7 @@ package tensor
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Errors every backend wraps, so callers can test with errors.Is.
@@ -180,17 +181,7 @@ func Numel(shape []int) int {
 }
 
 // SameShape reports whether two shapes are equal.
-func SameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func SameShape(a, b []int) bool { return slices.Equal(a, b) }
 
 // FreeAll frees every tensor given (nil entries are skipped) and returns the first error.
 func FreeAll(ts ...*Tensor) error {
