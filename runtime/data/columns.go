@@ -66,16 +66,8 @@ func listRowInt32(c arrow.Array, i int) ([]int32, error) {
 	if c.IsNull(i) {
 		return nil, nil
 	}
-	var start, end int64
-	var values arrow.Array
-	switch a := c.(type) {
-	case *array.List:
-		start, end = a.ValueOffsets(i)
-		values = a.ListValues()
-	case *array.LargeList:
-		start, end = a.ValueOffsets(i)
-		values = a.ListValues()
-	default:
+	values, start, end, ok := listRow(c, i)
+	if !ok {
 		return nil, fmt.Errorf("want a list of integers, have %s", c.DataType())
 	}
 	out := make([]int32, end-start)
@@ -311,82 +303,19 @@ func concatChunks(ch *arrow.Chunked, mem memory.Allocator) (arrow.Array, error) 
 func takeArray(mem memory.Allocator, a arrow.Array, rows []int) (arrow.Array, arrow.DataType) {
 	switch v := a.(type) {
 	case *array.String:
-		b := array.NewStringBuilder(mem)
-		defer b.Release()
-		for _, r := range rows {
-			if v.IsNull(r) {
-				b.AppendNull()
-			} else {
-				b.Append(v.Value(r))
-			}
-		}
-		return b.NewArray(), a.DataType()
+		return takeValues[string](array.NewStringBuilder(mem), v, rows), a.DataType()
 	case *array.LargeString:
-		b := array.NewLargeStringBuilder(mem)
-		defer b.Release()
-		for _, r := range rows {
-			if v.IsNull(r) {
-				b.AppendNull()
-			} else {
-				b.Append(v.Value(r))
-			}
-		}
-		return b.NewArray(), a.DataType()
+		return takeValues[string](array.NewLargeStringBuilder(mem), v, rows), a.DataType()
 	case *array.Int32:
-		b := array.NewInt32Builder(mem)
-		defer b.Release()
-		for _, r := range rows {
-			if v.IsNull(r) {
-				b.AppendNull()
-			} else {
-				b.Append(v.Value(r))
-			}
-		}
-		return b.NewArray(), a.DataType()
+		return takeValues[int32](array.NewInt32Builder(mem), v, rows), a.DataType()
 	case *array.Int64:
-		b := array.NewInt64Builder(mem)
-		defer b.Release()
-		for _, r := range rows {
-			if v.IsNull(r) {
-				b.AppendNull()
-			} else {
-				b.Append(v.Value(r))
-			}
-		}
-		return b.NewArray(), a.DataType()
+		return takeValues[int64](array.NewInt64Builder(mem), v, rows), a.DataType()
 	case *array.Float64:
-		b := array.NewFloat64Builder(mem)
-		defer b.Release()
-		for _, r := range rows {
-			if v.IsNull(r) {
-				b.AppendNull()
-			} else {
-				b.Append(v.Value(r))
-			}
-		}
-		return b.NewArray(), a.DataType()
+		return takeValues[float64](array.NewFloat64Builder(mem), v, rows), a.DataType()
 	case *array.Float32:
-		b := array.NewFloat32Builder(mem)
-		defer b.Release()
-		for _, r := range rows {
-			if v.IsNull(r) {
-				b.AppendNull()
-			} else {
-				b.Append(v.Value(r))
-			}
-		}
-		return b.NewArray(), a.DataType()
+		return takeValues[float32](array.NewFloat32Builder(mem), v, rows), a.DataType()
 	case *array.Boolean:
-		b := array.NewBooleanBuilder(mem)
-		defer b.Release()
-		for _, r := range rows {
-			if v.IsNull(r) {
-				b.AppendNull()
-			} else {
-				b.Append(v.Value(r))
-			}
-		}
-		return b.NewArray(), a.DataType()
+		return takeValues[bool](array.NewBooleanBuilder(mem), v, rows), a.DataType()
 	case *array.List, *array.LargeList:
 		if isIntList(a.DataType()) {
 			typ := arrow.ListOf(arrow.PrimitiveTypes.Int32)
@@ -418,6 +347,25 @@ func takeArray(mem memory.Allocator, a arrow.Array, rows []int) (arrow.Array, ar
 	return b.NewArray(), arrow.BinaryTypes.String
 }
 
+// takeValues appends rows of src to b (nulls stay null), releases b and returns the new array.
+func takeValues[T any, B interface {
+	array.Builder
+	Append(T)
+}](b B, src interface {
+	IsNull(int) bool
+	Value(int) T
+}, rows []int) arrow.Array {
+	defer b.Release()
+	for _, r := range rows {
+		if src.IsNull(r) {
+			b.AppendNull()
+		} else {
+			b.Append(src.Value(r))
+		}
+	}
+	return b.NewArray()
+}
+
 func elemType(t arrow.DataType) arrow.DataType {
 	switch lt := t.(type) {
 	case *arrow.ListType:
@@ -433,17 +381,22 @@ func isIntList(t arrow.DataType) bool {
 	return e != nil && (e.ID() == arrow.INT32 || e.ID() == arrow.INT64)
 }
 
-func appendListRow(vb array.Builder, a arrow.Array, r int) {
-	var start, end int64
-	var values arrow.Array
-	switch l := a.(type) {
-	case *array.List:
+// listRow returns the values array of a list or large_list array and row r's range [start, end)
+// in it; ok is false for any other array type.
+func listRow(a arrow.Array, r int) (values arrow.Array, start, end int64, ok bool) {
+	switch a.(type) {
+	case *array.List, *array.LargeList:
+		l := a.(array.ListLike)
 		start, end = l.ValueOffsets(r)
-		values = l.ListValues()
-	case *array.LargeList:
-		start, end = l.ValueOffsets(r)
-		values = l.ListValues()
+		return l.ListValues(), start, end, true
 	}
+	return nil, 0, 0, false
+}
+
+// appendListRow appends the integers of row r of the list array a (list or large_list of int32
+// or int64, checked by isIntList) to vb, an Int32Builder or Int64Builder of the same width.
+func appendListRow(vb array.Builder, a arrow.Array, r int) {
+	values, start, end, _ := listRow(a, r)
 	switch v := values.(type) {
 	case *array.Int32:
 		vb.(*array.Int32Builder).AppendValues(v.Int32Values()[start:end], nil)
