@@ -95,27 +95,31 @@ func (d *Dataset) Int64s(col string) ([]int64, error) {
 	}
 	out := make([]int64, 0, ch.Len())
 	for _, c := range ch.Chunks() {
+		var value func(i int) int64
+		switch a := c.(type) {
+		case *array.Int64:
+			value = a.Value
+		case *array.Int32:
+			value = func(i int) int64 { return int64(a.Value(i)) }
+		case *array.Int16:
+			value = func(i int) int64 { return int64(a.Value(i)) }
+		case *array.Int8:
+			value = func(i int) int64 { return int64(a.Value(i)) }
+		case *array.Uint32:
+			value = func(i int) int64 { return int64(a.Value(i)) }
+		case *array.Uint16:
+			value = func(i int) int64 { return int64(a.Value(i)) }
+		case *array.Uint8:
+			value = func(i int) int64 { return int64(a.Value(i)) }
+		default:
+			return nil, fmt.Errorf("dataset %s: column %q is %s, not an integer column", d.name, col, c.DataType())
+		}
 		for i := 0; i < c.Len(); i++ {
-			var v int64
-			switch a := c.(type) {
-			case *array.Int64:
-				v = a.Value(i)
-			case *array.Int32:
-				v = int64(a.Value(i))
-			case *array.Int16:
-				v = int64(a.Value(i))
-			case *array.Int8:
-				v = int64(a.Value(i))
-			case *array.Uint32:
-				v = int64(a.Value(i))
-			case *array.Uint16:
-				v = int64(a.Value(i))
-			case *array.Uint8:
-				v = int64(a.Value(i))
-			default:
-				return nil, fmt.Errorf("dataset %s: column %q is %s, not an integer column", d.name, col, c.DataType())
+			if c.IsNull(i) { // the slot's value is undefined in Arrow
+				out = append(out, 0)
+			} else {
+				out = append(out, value(i))
 			}
-			out = append(out, v)
 		}
 	}
 	return out, nil

@@ -1,10 +1,12 @@
 package data
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // TestTakeEveryType takes rows (repeated, reordered) of a table holding one column of every type
@@ -84,5 +86,34 @@ func TestTakeEveryType(t *testing.T) {
 				t.Errorf("%s row %d (source %d): %q null=%v, want %q null=%v", f.Name, k, r, out.ValueStr(k), out.IsNull(k), src.ValueStr(r), src.IsNull(r))
 			}
 		}
+	}
+}
+
+// Int64s gives 0 for a null even where the null slot holds another value (Arrow leaves null slots
+// undefined; other producers need not zero them), and refuses a non-integer column.
+func TestInt64sNulls(t *testing.T) {
+	mem := checked(t)
+	vals := memory.NewBufferBytes(arrow.Int32Traits.CastToBytes([]int32{5, 7, -2}))
+	valid := memory.NewBufferBytes([]byte{0b101}) // row 1 null, its slot holds 7
+	data := array.NewData(arrow.PrimitiveTypes.Int32, 3, []*memory.Buffer{valid, vals}, nil, 1, 0)
+	col := array.MakeFromData(data)
+	data.Release()
+	f := array.NewFloat64Builder(mem)
+	f.AppendValues([]float64{1, 2, 3}, nil)
+	fc := f.NewArray()
+	f.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "n", Type: col.DataType(), Nullable: true}, {Name: "x", Type: fc.DataType()}}, nil)
+	rec := array.NewRecordBatch(schema, []arrow.Array{col, fc}, 3)
+	col.Release()
+	fc.Release()
+	d := NewDataset("nulls", array.NewTableFromRecords(schema, []arrow.RecordBatch{rec}), mem)
+	rec.Release()
+	defer d.Release()
+	got, err := d.Int64s("n")
+	if err != nil || !slices.Equal(got, []int64{5, 0, -2}) {
+		t.Errorf("Int64s = %v, %v; want [5 0 -2]", got, err)
+	}
+	if _, err := d.Int64s("x"); err == nil {
+		t.Error("Int64s of a float64 column: no error")
 	}
 }
