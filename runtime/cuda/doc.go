@@ -24,12 +24,14 @@
 //     tensor.Backend and tensor.Backward. Storage: weights F32/F16/BF16, activations F32 (the
 //     tensor package's contract), float32 math; Gemm via cuBLASLt with the precision of the weight
 //     operand (BF16/F16 weights: the F32 operand is rounded to BF16/F16 and the tensor cores
-//     accumulate in float32; F32 weights: a float32 product). Attention: tiled FlashAttention-2
-//     style kernels for head dims 64/128 (attention_tiled.cu), simple ones otherwise.
+//     accumulate in float32; F32 weights: a float32 product). Attention: bf16 tensor-core
+//     FlashAttention-2 kernels for head dims 64/128 (attention_mma.cu; float32 softmax, F32
+//     in and out), float32 tiled ones with FINLORA_ATTN=f32 (attention_tiled.cu), simple ones for
+//     other head dims. optim.go, kernels/optim.cu: multi-tensor AdamW and gradient norm
+//     (train.DeviceOptimizer).
 //   - quantized.go, kernels/quant.cu: tensor.Quantized (NF4/FP4/LLM.int8 kept packed on the device,
-//     dequantized into a workspace matrix for cuBLASLt). Written after the session's GPU runs and
-//     not yet run on a GPU: gated behind FINLORA_CUDA_QUANT=1 until TestQuantizedMatchesCPU passes
-//     on one.
+//     dequantized into a workspace matrix for cuBLASLt). Verified on an H100 (RunQuantized,
+//     TestQuantizedMatchesCPU).
 //   - profile.go: StartProfile/StopProfile, device time per kernel and matmul shape.
 //
 // Ownership: tensors are freed explicitly (Tensor.Free returns the block to the allocator's cache;

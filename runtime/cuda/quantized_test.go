@@ -56,7 +56,6 @@ func quantHosts(t testing.TB, rows, cols int, seed uint64) map[string]*tensor.Qu
 // and QuantMatMul in both layouts matches the CPU's within the precision of the weight's rounding
 // dtype (see Backend.Gemm).
 func TestQuantizedMatchesCPU(t *testing.T) {
-	t.Setenv("FINLORA_CUDA_QUANT", "1")
 	p := newPair(t)
 	defer p.free()
 	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
@@ -90,7 +89,7 @@ func TestQuantizedMatchesCPU(t *testing.T) {
 					if !transW {
 						k, n = rows, cols
 					}
-					pp := newPair(t)
+					pp := &pair{t: t, g: p.g, c: p.c, r: p.r} // the backends that hold wg and wc
 					xg, xc := pp.rand(tensor.F32, 1, m, k)
 					og, oc := pp.rand(tensor.F32, 1, m, n)
 					if err := gq.QuantMatMul(og, xg, wg, transW, 1.5, 0.5); err != nil {
@@ -111,6 +110,5 @@ func TestQuantizedMatchesCPU(t *testing.T) {
 // TestQuantizedConformance runs the shared suite of tensor.Quantized; the GPU dequantizes into the
 // weight's rounding dtype before a tensor-core GEMM, so its bound is bf16's (the suite's doc).
 func TestQuantizedConformance(t *testing.T) {
-	t.Setenv("FINLORA_CUDA_QUANT", "1")
 	tensortest.RunQuantized(t, gpu(t), 1e-2)
 }
