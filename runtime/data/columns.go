@@ -17,22 +17,18 @@ func (d *Dataset) Strings(col string) ([]string, error) {
 	}
 	out := make([]string, 0, ch.Len())
 	for _, c := range ch.Chunks() {
+		value := c.ValueStr
 		switch a := c.(type) {
 		case *array.String:
-			for i := 0; i < a.Len(); i++ {
-				out = append(out, a.Value(i))
-			}
+			value = a.Value
 		case *array.LargeString:
-			for i := 0; i < a.Len(); i++ {
-				out = append(out, a.Value(i))
-			}
-		default:
-			for i := 0; i < a.Len(); i++ {
-				if a.IsNull(i) {
-					out = append(out, "")
-				} else {
-					out = append(out, a.ValueStr(i))
-				}
+			value = a.Value
+		}
+		for i := 0; i < c.Len(); i++ {
+			if c.IsNull(i) { // a null slot's bytes are undefined in Arrow
+				out = append(out, "")
+			} else {
+				out = append(out, value(i))
 			}
 		}
 	}

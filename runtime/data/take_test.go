@@ -117,3 +117,22 @@ func TestInt64sNulls(t *testing.T) {
 		t.Error("Int64s of a float64 column: no error")
 	}
 }
+
+// Strings gives "" for a null even where the null slot's offsets span bytes.
+func TestStringsNulls(t *testing.T) {
+	mem := checked(t)
+	offsets := memory.NewBufferBytes(arrow.Int32Traits.CastToBytes([]int32{0, 1, 3, 4}))
+	valid := memory.NewBufferBytes([]byte{0b101}) // row 1 null, its slot spans "zz"
+	data := array.NewData(arrow.BinaryTypes.String, 3, []*memory.Buffer{valid, offsets, memory.NewBufferBytes([]byte("azzc"))}, nil, 1, 0)
+	col := array.MakeFromData(data)
+	data.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: col.DataType(), Nullable: true}}, nil)
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+	col.Release()
+	d := NewDataset("nulls", array.NewTableFromRecords(schema, []arrow.RecordBatch{rec}), mem)
+	rec.Release()
+	defer d.Release()
+	if got, err := d.Strings("s"); err != nil || !slices.Equal(got, []string{"a", "", "c"}) {
+		t.Errorf("Strings = %q, %v; want [a  c]", got, err)
+	}
+}
