@@ -1,9 +1,7 @@
 package quant
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"strings"
 	"unsafe"
 
@@ -231,11 +229,7 @@ func tensorFloat32(src st.Source, name string, want st.DType) ([]float32, error)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out, nil
+	return st.BytesFloat32(b), nil
 }
 
 // checkMap verifies that the F32 tensor name holds exactly the given codebook.

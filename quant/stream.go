@@ -2,13 +2,10 @@ package quant
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"strings"
 
 	st "github.com/finlora/finlora/runtime/safetensors"
-	"github.com/finlora/finlora/runtime/tensor"
 )
 
 // Item is one source tensor's contribution to a quantized checkpoint.
@@ -74,7 +71,9 @@ func QuantizeSource(ctx context.Context, src st.Source, c Config, emit func(Item
 			if err != nil {
 				return fmt.Errorf("quantize: read %s: %w", name, err)
 			}
-			buf = decodeFloat(info.DType, raw, buf)
+			if buf, err = decodeFloat(info.DType, raw, buf); err != nil {
+				return fmt.Errorf("quantize: decode %s: %w", name, err)
+			}
 			w := buf
 			if c.Format == FormatInt8 {
 				item.Int8, err = QuantizeInt8(w, info.Shape[0], info.Shape[1])
@@ -100,27 +99,11 @@ func QuantizeSource(ctx context.Context, src st.Source, c Config, emit func(Item
 }
 
 // decodeFloat decodes little-endian F32/BF16/F16 data into buf (grown when short) and returns it.
-func decodeFloat(dt st.DType, raw []byte, buf []float32) []float32 {
+func decodeFloat(dt st.DType, raw []byte, buf []float32) ([]float32, error) {
 	n := len(raw) / dt.Size()
 	if cap(buf) < n {
 		buf = make([]float32, n)
 	}
 	buf = buf[:n]
-	switch dt {
-	case st.F32:
-		for i := range buf {
-			buf[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	case st.BF16:
-		for i := range buf {
-			buf[i] = tensor.BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	case st.F16:
-		for i := range buf {
-			buf[i] = tensor.F16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	default:
-		panic("quant: decodeFloat: unsupported dtype " + string(dt)) // ShouldQuantize admits only these
-	}
-	return buf
+	return buf, st.DecodeFloat32(dt, raw, buf)
 }

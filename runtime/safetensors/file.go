@@ -144,6 +144,20 @@ func (f *File) Float32(name string) ([]float32, error) {
 	return out, nil
 }
 
+// DecodeFloat32 converts little-endian data of dtype d to float32 into dst, as File.Float32 does
+// (F32/F16/BF16/F64/F8 as floats, integers by value, BOOL to 0/1; large inputs on several
+// goroutines), for callers that reuse dst across tensors. len(data) must be len(dst)*d.Size().
+func DecodeFloat32(d DType, data []byte, dst []float32) error {
+	if !d.Known() {
+		return fmt.Errorf("safetensors: decode: unknown dtype %q", d)
+	}
+	if len(data) != len(dst)*d.Size() {
+		return fmt.Errorf("safetensors: decode %s: %d bytes for %d values", d, len(data), len(dst))
+	}
+	decodeParallel(d, data, dst)
+	return nil
+}
+
 // parallelMin is the element count above which Float32 decodes on several goroutines.
 const parallelMin = 1 << 20
 

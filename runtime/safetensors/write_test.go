@@ -3,6 +3,7 @@ package safetensors
 import (
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -296,5 +297,41 @@ func TestWriteOrderedByDType(t *testing.T) {
 	}
 	if err := WriteOrdered(path, ts, nil, Order(7)); err == nil {
 		t.Error("WriteOrdered with an unknown order succeeded")
+	}
+}
+
+// DecodeFloat32 gives File.Float32's values for every dtype and refuses unknown dtypes and
+// mismatched lengths.
+func TestDecodeFloat32(t *testing.T) {
+	ts := randomTensors(4)
+	path := filepath.Join(t.TempDir(), "d.safetensors")
+	if err := Write(path, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tn := range ts {
+		want, err := f.Float32(tn.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, len(want))
+		if err := DecodeFloat32(tn.DType, tn.Data, got); err != nil {
+			t.Fatalf("%s: %v", tn.Name, err)
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s[%d] = %v, File.Float32 %v", tn.Name, i, got[i], want[i])
+			}
+		}
+	}
+	if err := DecodeFloat32("F128", make([]byte, 16), make([]float32, 1)); err == nil {
+		t.Error("unknown dtype: no error")
+	}
+	if err := DecodeFloat32(BF16, make([]byte, 5), make([]float32, 2)); err == nil {
+		t.Error("5 bytes for 2 BF16 values: no error")
 	}
 }
