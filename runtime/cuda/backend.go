@@ -64,6 +64,9 @@ type Backend struct {
 	// tensor-core ones (attention_mma.cu) for head dims 64 and 128 (set from FINLORA_ATTN=f32 at
 	// Open; the reference for the mma kernels' tests, and for comparisons).
 	F32Attention bool
+	// NoQuantGEMV makes QuantMatMul always dequantize then GEMM, never the decode GEMVs of
+	// kernels/quant.cu (set from FINLORA_QUANT_GEMV=0 at Open; for tests and comparisons).
+	NoQuantGEMV bool
 
 	prof *profiler // non-nil while StartProfile runs
 }
@@ -103,6 +106,7 @@ func Open(index int) (*Backend, error) {
 	}
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
+	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

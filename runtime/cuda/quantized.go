@@ -181,6 +181,9 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 		return err
 	}
 	defer b.lock()()
+	if ok, err := b.gemv(q, out, x, transW, alpha, beta); ok || err != nil {
+		return err
+	}
 	dt := q.h.Round
 	tmp, err := b.dev.Alloc.Get(int64(q.h.Rows*q.h.Cols*dt.Size()), Workspace)
 	if err != nil {
@@ -192,4 +195,48 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 	}
 	dense := tensor.NewTensor(b, dt, []int{q.h.Rows, q.h.Cols}, tmp)
 	return b.gemmLocked(out, x, dense, false, transW, alpha, beta)
+}
+
+// gemvMaxRows is the most rows of x the decode GEMVs take (GEMV_M in kernels/quant.cu).
+const gemvMaxRows = 4
+
+// gemv runs out = alpha·x·Wᵀ + beta·out with the decode kernels of kernels/quant.cu (reading the
+// packed codes directly) when they apply: x·Wᵀ, at most gemvMaxRows rows of F32 x, K a multiple of
+// 32 (NF4/FP4, block size ≥ 32) or 16 (int8), 16-byte aligned operands. It reports whether it ran;
+// otherwise the caller takes the dequantize-then-GEMM path. FINLORA_QUANT_GEMV=0 turns it off.
+func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta float32) (bool, error) {
+	h := &q.h
+	if !transW || b.NoQuantGEMV || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
+		return false, nil
+	}
+	m := 1
+	if x.Rank() > 1 {
+		m = x.Numel() / x.Dim(x.Rank()-1)
+	}
+	if m > gemvMaxRows || x.Dim(x.Rank()-1) != h.Cols || out.Numel() != m*h.Rows {
+		return false, nil
+	}
+	xp, err := b.f32("quant gemv", "x", x)
+	if err != nil {
+		return true, err
+	}
+	op, err := b.f32("quant gemv", "out", out)
+	if err != nil {
+		return true, err
+	}
+	if xp%16 != 0 {
+		return false, nil
+	}
+	grid, blk := dim3{x: (h.Rows + 7) / 8}, dim3{x: 256}
+	if h.Format.Is4Bit() {
+		if h.Cols%32 != 0 || h.BlockSize < 32 || q.packed%16 != 0 {
+			return false, nil
+		}
+		return true, b.k.launch("gemv4", grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.packed, q.absmax, q.codes,
+			q.nabs, q.nmap, h.NestedOffset, max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round))
+	}
+	if h.Cols%16 != 0 || q.int8%16 != 0 {
+		return false, nil
+	}
+	return true, b.k.launch("gemv8", grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.int8, q.scb, dtypeCode(h.Round))
 }

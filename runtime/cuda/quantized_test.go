@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/finlora/finlora/quant"
@@ -111,4 +112,48 @@ func TestQuantizedMatchesCPU(t *testing.T) {
 // weight's rounding dtype before a tensor-core GEMM, so its bound is bf16's (the suite's doc).
 func TestQuantizedConformance(t *testing.T) {
 	tensortest.RunQuantized(t, gpu(t), 1e-2)
+}
+
+// TestQuantGEMV: the decode kernels (x·Wᵀ for ≤ 4 rows, reading the codes directly) in every
+// layout against the CPU's product on the same exact weights: float32 arithmetic, so the float32
+// bound; the profile proves the GEMV ran rather than the dequantize-then-GEMM path.
+func TestQuantGEMV(t *testing.T) {
+	p := newPair(t)
+	defer p.free()
+	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
+	be := p.g.(*Backend)
+	for name, h := range quantHosts(t, 300, 512, 9) {
+		for _, m := range []int{1, 4} {
+			t.Run(fmt.Sprintf("%s/m%d", name, m), func(t *testing.T) {
+				wg, err := gq.QuantFromHost(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer wg.Free()
+				wc, _ := cq.QuantFromHost(h)
+				defer wc.Free()
+				pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
+				defer pp.free()
+				xg, xc := pp.rand(tensor.F32, 1, m, 512)
+				og, oc := pp.rand(tensor.F32, 1, m, 300)
+				be.StartProfile()
+				err = gq.QuantMatMul(og, xg, wg, true, 1.5, 0.5)
+				prof, perr := be.StopProfile()
+				if err != nil || perr != nil {
+					t.Fatal(err, perr)
+				}
+				ran := false
+				for _, e := range prof {
+					ran = ran || strings.HasPrefix(e.Name, "gemv")
+				}
+				if !ran {
+					t.Errorf("the GEMV kernel did not run (profile %v)", prof)
+				}
+				if err := cq.QuantMatMul(oc, xc, wc, true, 1.5, 0.5); err != nil {
+					t.Fatal(err)
+				}
+				pp.same("quant gemv", og, oc, 2e-5)
+			})
+		}
+	}
 }

@@ -33,3 +33,106 @@ extern "C" __global__ void dequant8(void* out, int out_dt, const signed char* q,
         store_w(out, e, out_dt, round_to(v, round_dt));
     }
 }
+
+// Decode GEMVs: out[r, n] = alpha·Σ_k x[r, k]·W[n, k] + beta·out[r, n] for m ≤ 4 rows of x (F32
+// [m, K]) and a quantized W [N, K], reading the packed codes directly (no dequantized copy). Each
+// weight value is the dequant kernels' exactly (same rounding); the products and sums are float32
+// (x is not rounded, unlike the tensor-core path). One warp per output row n, 8 warps per block;
+// each lane reads 16 bytes of codes per step (coalesced across the warp).
+#define GEMV_M 4
+
+// gemv4: K % 32 == 0 and bs ≥ 32 (a lane's 32 elements share one absmax block).
+extern "C" __global__ void gemv4(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+                                 const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs,
+                                 const float* nmap, float noff, int nbs, const float* codebook, int bs, int round_dt) {
+    __shared__ float cb[16];
+    if (threadIdx.x < 16) cb[threadIdx.x] = codebook[threadIdx.x];
+    __syncthreads();
+    int n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (n >= N) return;
+    float acc[GEMV_M] = {0.f, 0.f, 0.f, 0.f};
+    const uint4* row = (const uint4*)(packed + (i64)n * (K / 2));
+    for (int c = lane; c < K / 32; c += 32) {
+        uint4 pk = row[c];
+        i64 e0 = (i64)n * K + (i64)c * 32;
+        i64 blk = e0 / bs;
+        float am = absmax ? absmax[blk] : __fadd_rn(__fmul_rn(nmap[codes[blk]], nabs[blk / nbs]), noff);
+        u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
+        float w[32];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                u32 byte = (words[i] >> (8 * b)) & 255u;
+                w[8 * i + 2 * b] = round_to(__fmul_rn(cb[byte >> 4], am), round_dt);
+                w[8 * i + 2 * b + 1] = round_to(__fmul_rn(cb[byte & 15], am), round_dt);
+            }
+#pragma unroll
+        for (int r = 0; r < GEMV_M; r++) {
+            if (r >= m) break;
+            const float4* xv = (const float4*)(x + (i64)r * K + (i64)c * 32);
+            float s = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                float4 v = __ldg(xv + j);
+                s += v.x * w[4 * j] + v.y * w[4 * j + 1] + v.z * w[4 * j + 2] + v.w * w[4 * j + 3];
+            }
+            acc[r] += s;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < GEMV_M; r++) {
+        if (r >= m) break;
+        float s = warp_sum(acc[r]);
+        if (lane == 0) {
+            float* o = out + (i64)r * N + n;
+            *o = beta == 0.f ? alpha * s : alpha * s + beta * *o;
+        }
+    }
+}
+
+// gemv8: LLM.int8 W (row scales scb); K % 16 == 0.
+extern "C" __global__ void gemv8(float* out, const float* x, int m, int N, int K, float alpha, float beta, const signed char* q,
+                                 const float* scb, int round_dt) {
+    const float inv127 = 1.0f / 127.0f;
+    int n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (n >= N) return;
+    float sc = scb[n];
+    float acc[GEMV_M] = {0.f, 0.f, 0.f, 0.f};
+    const uint4* row = (const uint4*)(q + (i64)n * K);
+    for (int c = lane; c < K / 16; c += 32) {
+        uint4 pk = row[c];
+        u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
+        float w[16];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                float qv = (float)(signed char)((words[i] >> (8 * b)) & 255u);
+                w[4 * i + b] = round_to(__fmul_rn(__fmul_rn(qv, sc), inv127), round_dt);
+            }
+#pragma unroll
+        for (int r = 0; r < GEMV_M; r++) {
+            if (r >= m) break;
+            const float4* xv = (const float4*)(x + (i64)r * K + (i64)c * 16);
+            float s = 0.f;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                float4 v = __ldg(xv + j);
+                s += v.x * w[4 * j] + v.y * w[4 * j + 1] + v.z * w[4 * j + 2] + v.w * w[4 * j + 3];
+            }
+            acc[r] += s;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < GEMV_M; r++) {
+        if (r >= m) break;
+        float s = warp_sum(acc[r]);
+        if (lane == 0) {
+            float* o = out + (i64)r * N + n;
+            *o = beta == 0.f ? alpha * s : alpha * s + beta * *o;
+        }
+    }
+}
