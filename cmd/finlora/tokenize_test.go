@@ -16,13 +16,10 @@ import (
 	"github.com/finlora/finlora/runtime/tokenizer"
 )
 
-// llamaTokenizerDir writes the Llama 3.1 tokenizer test data of runtime/tokenizer (tokenizer.json
-// stored gzipped there) into a temporary model directory.
-func llamaTokenizerDir(t *testing.T) string {
+// gunzip returns the decompressed contents of the gzip file at path.
+func gunzip(t *testing.T, path string) []byte {
 	t.Helper()
-	src := "../../runtime/tokenizer/testdata/llama-3.1/"
-	dir := t.TempDir()
-	f, err := os.Open(src + "tokenizer.json.gz")
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,10 +28,20 @@ func llamaTokenizerDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := io.ReadAll(zr)
+	b, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// llamaTokenizerDir writes the Llama 3.1 tokenizer test data of runtime/tokenizer (tokenizer.json
+// stored gzipped there) into a temporary model directory.
+func llamaTokenizerDir(t *testing.T) string {
+	t.Helper()
+	src := "../../runtime/tokenizer/testdata/llama-3.1/"
+	dir := t.TempDir()
+	js := gunzip(t, src+"tokenizer.json.gz")
 	cfg, err := os.ReadFile(src + "tokenizer_config.json")
 	if err != nil {
 		t.Fatal(err)
@@ -53,21 +60,12 @@ func TestTokenizeJSONMatchesHF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open("../../runtime/tokenizer/testdata/tokenizer-llama-3.1-reference.json.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rows []struct {
 		Text         string `json:"text"`
 		IDs          []int  `json:"ids"`
 		IDsNoSpecial []int  `json:"ids_no_special"`
 	}
-	if err := json.NewDecoder(zr).Decode(&rows); err != nil {
+	if err := json.Unmarshal(gunzip(t, "../../runtime/tokenizer/testdata/tokenizer-llama-3.1-reference.json.gz"), &rows); err != nil {
 		t.Fatal(err)
 	}
 	rows = rows[len(rows)-20:] // the hard strings, the empty one included

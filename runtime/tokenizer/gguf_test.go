@@ -1,12 +1,8 @@
 package tokenizer
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"reflect"
 	"testing"
 
@@ -29,27 +25,10 @@ type ggufRef struct {
 	} `json:"rows"`
 }
 
-func gunzipFile(t testing.TB, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // loadGGUFVocab builds the tokenizer from the vocabulary-only GGUF copy of a model's metadata.
 func loadGGUFVocab(t testing.TB, model string) Tokenizer {
 	t.Helper()
-	f, err := gguf.FromBytes(model, gunzipFile(t, "testdata/gguf/"+model+".vocab.gguf.gz"))
+	f, err := gguf.FromBytes(model, readGzip(t, "testdata/gguf/"+model+".vocab.gguf.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +50,7 @@ func TestGGUFTokenizersMatchTransformers(t *testing.T) {
 				t.Errorf("type %s, want %s", got, c.wantType)
 			}
 			var ref ggufRef
-			if err := json.Unmarshal(gunzipFile(t, "testdata/gguf/"+c.model+".json.gz"), &ref); err != nil {
+			if err := json.Unmarshal(readGzip(t, "testdata/gguf/"+c.model+".json.gz"), &ref); err != nil {
 				t.Fatal(err)
 			}
 			if tok.VocabSize() != ref.Meta.VocabSize {
