@@ -21,11 +21,19 @@ var _ model.LinearAdapter = (*hook)(nil)
 
 // Forward adds the adapter's delta to out (which holds x·Wᵀ + bias): out += scale·(x·Aᵀ)·Bᵀ, or for
 // DoRA out = mscale⊙(x·Wᵀ + scale·(x·Aᵀ)·Bᵀ) + bias. No dropout (inference). x is [.., In] F32,
-// out [.., Out] F32; scratch is freed before returning.
+// out [.., Out] F32; scratch is freed before returning. Errors name the module.
 func (h *hook) Forward(b tensor.Backend, x, out *tensor.Tensor) error {
+	if err := h.forward(b, x, out); err != nil {
+		return fmt.Errorf("lora %s: %w", h.m.Path, err)
+	}
+	return nil
+}
+
+// forward is Forward without the module's name on its errors.
+func (h *hook) forward(b tensor.Backend, x, out *tensor.Tensor) error {
 	m := h.m
 	if x.Cols() != m.In || out.Cols() != m.Out {
-		return fmt.Errorf("lora %s: x %v, out %v for a module [%d, %d]: %w", m.Path, x, out, m.Out, m.In, tensor.ErrShape)
+		return fmt.Errorf("x %v, out %v for a module [%d, %d]: %w", x, out, m.Out, m.In, tensor.ErrShape)
 	}
 	var scratch []*tensor.Tensor
 	defer func() { tensor.FreeAll(scratch...) }()
@@ -50,7 +58,7 @@ func (h *hook) Forward(b tensor.Backend, x, out *tensor.Tensor) error {
 	}
 	scratch = append(scratch, xa)
 	if err := b.Gemm(xa, x, A, false, true, 1, 0); err != nil {
-		return fmt.Errorf("lora %s: %w", m.Path, err)
+		return err
 	}
 	o2 := out.MustView(-1, m.Out)
 	if h.mscale == nil {
@@ -58,7 +66,7 @@ func (h *hook) Forward(b tensor.Backend, x, out *tensor.Tensor) error {
 	}
 	bw, ok := b.(tensor.Backward)
 	if !ok {
-		return fmt.Errorf("lora %s: DoRA needs the backend's MulCols (tensor.Backward): %w", m.Path, tensor.ErrUnsupported)
+		return fmt.Errorf("DoRA needs the backend's MulCols (tensor.Backward): %w", tensor.ErrUnsupported)
 	}
 	if h.bias != nil {
 		nb, err := b.ToFloat32(h.bias)
@@ -77,7 +85,7 @@ func (h *hook) Forward(b tensor.Backend, x, out *tensor.Tensor) error {
 		}
 	}
 	if err := b.Gemm(o2, xa, B, false, true, m.Scale, 1); err != nil {
-		return fmt.Errorf("lora %s: %w", m.Path, err)
+		return err
 	}
 	ms, err := mk([]int{m.Out}, h.mscale)
 	if err != nil {
