@@ -143,6 +143,15 @@ func (b *Backend) qcheck(op string, w *tensor.QTensor) (*qdev, error) {
 func (b *Backend) dequant(q *qdev, dst uintptr, dt tensor.DType) error {
 	h := &q.h
 	n := h.Rows * h.Cols
+	if dt == tensor.BF16 && n%16 == 0 && dst%16 == 0 { // the vectorized kernels (16 elements a thread)
+		if h.Format.Is4Bit() && h.BlockSize%16 == 0 && q.packed%8 == 0 {
+			return b.launch1("dequant4_bf16", n/16, dst, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset,
+				max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round), int64(n))
+		}
+		if !h.Format.Is4Bit() && h.Cols%16 == 0 && q.int8%16 == 0 {
+			return b.launch1("dequant8_bf16", n/16, dst, q.int8, q.scb, dtypeCode(h.Round), int64(h.Cols), int64(n))
+		}
+	}
 	if h.Format.Is4Bit() {
 		return b.launch1("dequant4", n, dst, dtypeCode(dt), q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset,
 			max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round), int64(n))

@@ -50,6 +50,9 @@ func quantHosts(t testing.TB, rows, cols int, seed uint64) map[string]*tensor.Qu
 		t.Fatal(err)
 	}
 	out["int8"] = h8
+	h8b := *h8 // int8 dequantized to bf16 (the vectorized dequant8_bf16 path and tensor-core GEMMs)
+	h8b.Round = tensor.BF16
+	out["int8/bf16"] = &h8b
 	return out
 }
 

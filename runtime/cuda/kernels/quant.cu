@@ -136,3 +136,59 @@ extern "C" __global__ void gemv8(float* out, const float* x, int m, int N, int K
         }
     }
 }
+
+// dequant4_bf16: dequant4 into BF16, 16 elements per thread (8 packed bytes in, 32 bytes out);
+// n % 16 == 0 and bs % 16 == 0 (a thread's elements share one absmax), out 16-byte aligned. Same
+// values as dequant4 with out_dt BF16.
+extern "C" __global__ void dequant4_bf16(u16* out, const unsigned char* packed, const float* absmax, const unsigned char* codes,
+                                         const float* nabs, const float* nmap, float noff, int nbs, const float* codebook, int bs,
+                                         int round_dt, i64 n) {
+    __shared__ float cb[16];
+    if (threadIdx.x < 16) cb[threadIdx.x] = codebook[threadIdx.x];
+    __syncthreads();
+    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < n / 16; g += (i64)gridDim.x * blockDim.x) {
+        i64 e0 = g * 16;
+        i64 blk = e0 / bs;
+        float m = absmax ? absmax[blk] : __fadd_rn(__fmul_rn(nmap[codes[blk]], nabs[blk / nbs]), noff);
+        uint2 pk = ((const uint2*)packed)[g];
+        u32 words[2] = {pk.x, pk.y};
+        u32 o[8];
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                u32 byte = (words[i] >> (8 * b)) & 255u;
+                u16 hi = f32_to_bf16(round_to(__fmul_rn(cb[byte >> 4], m), round_dt));
+                u16 lo = f32_to_bf16(round_to(__fmul_rn(cb[byte & 15], m), round_dt));
+                o[4 * i + b] = (u32)hi | ((u32)lo << 16); // element 2j (high nibble) first in memory
+            }
+        uint4* dst = (uint4*)(out + e0);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+    }
+}
+
+// dequant8_bf16: dequant8 into BF16, 16 elements per thread; cols % 16 == 0, out 16-byte aligned.
+extern "C" __global__ void dequant8_bf16(u16* out, const signed char* q, const float* scb, int round_dt, i64 cols, i64 n) {
+    const float inv127 = 1.0f / 127.0f;
+    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < n / 16; g += (i64)gridDim.x * blockDim.x) {
+        i64 e0 = g * 16;
+        float sc = scb[e0 / cols];
+        uint4 pk = ((const uint4*)q)[g];
+        u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
+        u32 o[8];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int b = 0; b < 4; b += 2) {
+                float q0 = (float)(signed char)((words[i] >> (8 * b)) & 255u);
+                float q1 = (float)(signed char)((words[i] >> (8 * b + 8)) & 255u);
+                u16 v0 = f32_to_bf16(round_to(__fmul_rn(__fmul_rn(q0, sc), inv127), round_dt));
+                u16 v1 = f32_to_bf16(round_to(__fmul_rn(__fmul_rn(q1, sc), inv127), round_dt));
+                o[2 * i + b / 2] = (u32)v0 | ((u32)v1 << 16);
+            }
+        uint4* dst = (uint4*)(out + e0);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+    }
+}
