@@ -206,7 +206,7 @@ func mergeModel(mdl *model.Model, a *Adapter, merge bool) error {
 		}
 		src, err := b.FromFloat32(tensor.F32, lin.Weight.Shape(), w)
 		if err != nil {
-			return err
+			return fmt.Errorf("lora: merge %s: %w", p, err)
 		}
 		err = b.Copy(lin.Weight, src) // rounds to the weight's dtype (bf16 merges lose precision, as in PEFT)
 		src.Free()
