@@ -215,16 +215,7 @@ func declaredNames(it item) []string {
 					names = append(names, d.Name.Name)
 				}
 			case *ast.GenDecl:
-				for _, s := range d.Specs {
-					switch s := s.(type) {
-					case *ast.TypeSpec:
-						names = append(names, s.Name.Name)
-					case *ast.ValueSpec:
-						for _, n := range s.Names {
-							names = append(names, n.Name)
-						}
-					}
-				}
+				names = append(names, genDeclNames(d)...)
 			}
 		}
 	case itemStmt:
@@ -245,17 +236,25 @@ func declaredNames(it item) []string {
 				}
 			case *ast.DeclStmt:
 				if g, ok := st.Decl.(*ast.GenDecl); ok {
-					for _, s := range g.Specs {
-						switch s := s.(type) {
-						case *ast.TypeSpec:
-							names = append(names, s.Name.Name)
-						case *ast.ValueSpec:
-							for _, n := range s.Names {
-								names = append(names, n.Name)
-							}
-						}
-					}
+					names = append(names, genDeclNames(g)...)
 				}
+			}
+		}
+	}
+	return names
+}
+
+// genDeclNames returns the type, const and var names a declaration (top level or in a block)
+// declares.
+func genDeclNames(g *ast.GenDecl) []string {
+	var names []string
+	for _, s := range g.Specs {
+		switch s := s.(type) {
+		case *ast.TypeSpec:
+			names = append(names, s.Name.Name)
+		case *ast.ValueSpec:
+			for _, n := range s.Names {
+				names = append(names, n.Name)
 			}
 		}
 	}
