@@ -144,38 +144,17 @@ func byteLevelSpelling(tok string) string {
 	if inByteAlphabet(tok) {
 		return tok
 	}
-	var sb strings.Builder
-	for i := 0; i < len(tok); i++ {
-		sb.WriteRune(ggufByteRune[tok[i]])
-	}
-	return sb.String()
+	return byteLevelEncode(tok)
 }
 
+// inByteAlphabet reports whether every rune of tok is in the byte-level alphabet.
 func inByteAlphabet(tok string) bool {
 	for _, r := range tok {
-		if !ggufAlphabet[r] {
+		if _, ok := runeToByte[r]; !ok {
 			return false
 		}
 	}
 	return true
-}
-
-// ggufByteRune is GPT-2's byte → rune table (printable Latin-1 bytes map to themselves, the others
-// to U+0100 upward in byte order); ggufAlphabet is its image.
-var ggufByteRune [256]rune
-var ggufAlphabet = map[rune]bool{}
-
-func init() {
-	n := 0
-	for b := 0; b < 256; b++ {
-		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
-			ggufByteRune[b] = rune(b)
-		} else {
-			ggufByteRune[b] = rune(256 + n)
-			n++
-		}
-		ggufAlphabet[ggufByteRune[b]] = true
-	}
 }
 
 // byteLevelFromGGUF writes the tokenizer.json and tokenizer_config.json that transformers would
@@ -197,16 +176,7 @@ func byteLevelFromGGUF(md *gguf.Metadata, tokens []string, types []int32, ids [4
 		}
 		pairs = append(pairs, [2]string{byteLevelSpelling(a), byteLevelSpelling(b)})
 	}
-	type added struct {
-		ID         int    `json:"id"`
-		Content    string `json:"content"`
-		SingleWord bool   `json:"single_word"`
-		LStrip     bool   `json:"lstrip"`
-		RStrip     bool   `json:"rstrip"`
-		Normalized bool   `json:"normalized"`
-		Special    bool   `json:"special"`
-	}
-	var addedTokens []added
+	var addedTokens []addedToken
 	for i, tok := range tokens {
 		if types == nil {
 			break
@@ -215,11 +185,11 @@ func byteLevelFromGGUF(md *gguf.Metadata, tokens []string, types []int32, ids [4
 		case TokenTypeControl:
 			// A control token outside the byte alphabet is a llama.cpp mislabel; transformers skips it.
 			if tok != "" && inByteAlphabet(tok) {
-				addedTokens = append(addedTokens, added{ID: i, Content: tok, Special: true})
+				addedTokens = append(addedTokens, addedToken{ID: i, Content: tok, Special: true})
 			}
 		case TokenTypeUserDefined:
 			if j, ok := vocab[tok]; ok && tok != "" {
-				addedTokens = append(addedTokens, added{ID: j, Content: tok})
+				addedTokens = append(addedTokens, addedToken{ID: j, Content: tok})
 			}
 		}
 	}
