@@ -165,7 +165,8 @@ func (a *Adapter) Save(dir string) error {
 	return writeFileAtomic(filepath.Join(dir, ConfigFile), []byte(ind.String()))
 }
 
-// writeFileAtomic writes b to path through a synced temporary file in the same directory and a rename.
+// writeFileAtomic writes b to path (mode 0644, as safetensors.Write leaves the weights file)
+// through a synced temporary file in the same directory and a rename.
 func writeFileAtomic(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -181,6 +182,9 @@ func writeFileAtomic(path string, b []byte) error {
 		return fmt.Errorf("lora: write %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("lora: write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp made it 0600
 		return fmt.Errorf("lora: write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

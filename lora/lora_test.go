@@ -86,6 +86,14 @@ func TestSaveRoundTrip(t *testing.T) {
 	if got.Metadata()["format"] != "pt" {
 		t.Errorf("metadata %v, want format=pt", got.Metadata())
 	}
+	// both files readable by others, as PEFT leaves them (umask 022)
+	for _, f := range []string{WeightsFile, ConfigFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		} else if st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, want 0644", f, st.Mode().Perm())
+		}
+	}
 	// same config keys and values
 	var wj, gj map[string]any
 	readJSON(t, filepath.Join(src, ConfigFile), &wj)
