@@ -53,6 +53,8 @@ func runBench(args []string) error {
 	device := fs.String("device", "", "backend (default: $FINLORA_DEVICE, else the GPU when there is one)")
 	gemm := fs.Int("gemm", 8192, "size of the square bf16 GEMM timed for MFU (0: skip)")
 	profile := fs.Bool("profile", false, "after the timed runs, profile one more step per setting (device time per kernel)")
+	quantF := fs.String("quant", "", "hold the decoder's linear layers quantized (QLoRA): nf4, fp4 or int8 (default: bf16)")
+	decode := fs.Int("decode", 0, "also time greedy decoding of this many tokens at batch 1 (0: skip; -steps 0 skips training)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -91,11 +93,26 @@ func runBench(args []string) error {
 	}
 
 	t0 := time.Now()
-	m, err := model.FromSource(context.Background(), cfg, newBenchSource(cfg), model.LoadOptions{Backend: b, DType: tensor.BF16})
+	memBefore := b.MemStats().Current
+	src := newBenchSource(cfg)
+	baseName := "bf16"
+	var m *model.Model
+	if *quantF != "" {
+		baseName = *quantF
+		m, err = benchQuantModel(context.Background(), cfg, src, b, *quantF)
+	} else {
+		m, err = model.FromSource(context.Background(), cfg, src, model.LoadOptions{Backend: b, DType: tensor.BF16})
+	}
 	if err != nil {
 		return fmt.Errorf("bench: random model: %w", err)
 	}
 	defer m.Free()
+	modelBytes := b.MemStats().Current - memBefore
+	embedBytes := int64(2 * cfg.VocabSize * cfg.HiddenSize)
+	if cfg.TieWordEmbeddings {
+		embedBytes = 0 // the table is the LM head too: every token reads it
+	}
+	fmt.Printf("model on the device: %.2f GiB (%s linear layers)\n", float64(modelBytes)/(1<<30), baseName)
 	base, err := train.NewBase(m, *seq)
 	if err != nil {
 		return err
@@ -125,6 +142,9 @@ func runBench(args []string) error {
 		loss0, lossN       float64
 	}
 	var results []result
+	if *steps <= 0 {
+		modes = nil
+	}
 	for _, rc := range modes {
 		if cb != nil { // return the previous run's cached blocks so each run's reserved peak is its own
 			if err := cb.Device().Alloc.ReleaseCache(); err != nil {
@@ -174,10 +194,18 @@ func runBench(args []string) error {
 			}
 		}
 	}
+	if *decode > 0 && cb != nil {
+		if err := benchDecode(m, cb, baseName, modelBytes, embedBytes, *decode); err != nil {
+			return err
+		}
+	}
+	if len(results) == 0 {
+		return nil
+	}
 	fmt.Printf("\nmodel FLOPs per step (4·N_linear·tokens + attention, no recompute counted): %.3g\n", flops)
-	fmt.Printf("%-10s %-10s %10s %10s %12s %12s %7s\n", "impl", "recompute", "tok/s", "step s", "peak alloc", "peak resv", "MFU")
+	fmt.Printf("%-10s %-6s %-10s %10s %10s %12s %12s %7s\n", "impl", "base", "recompute", "tok/s", "step s", "peak alloc", "peak resv", "MFU")
 	for _, r := range results {
-		fmt.Printf("%-10s %-10v %10.0f %10.3f %9.2f GiB %9.2f GiB %6.1f%%\n", "finlora", r.recompute, r.tokS, r.stepS, r.peakAlloc, r.peakRes, 100*r.mfu)
+		fmt.Printf("%-10s %-6s %-10v %10.0f %10.3f %9.2f GiB %9.2f GiB %6.1f%%\n", "finlora", baseName, r.recompute, r.tokS, r.stepS, r.peakAlloc, r.peakRes, 100*r.mfu)
 	}
 	return nil
 }

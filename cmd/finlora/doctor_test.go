@@ -29,7 +29,19 @@ func TestBenchTiny(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "finlora    false") || !strings.Contains(out, "finlora    true") {
+	if !strings.Contains(out, "finlora    bf16   false") || !strings.Contains(out, "finlora    bf16   true") {
 		t.Errorf("bench table missing a row:\n%s", out)
+	}
+	// QLoRA: NF4 and int8 bases (quantized on the host, trained through tensor.Quantized)
+	for _, q := range []string{"nf4", "int8"} {
+		out, err := captureStdout(t, func() error {
+			return runBench([]string{"-preset", "tiny", "-batch", "2", "-seq", "16", "-steps", "1", "-warmup", "1", "-gemm", "256", "-recompute", "on", "-quant", q})
+		})
+		if err != nil {
+			t.Fatalf("bench -quant %s: %v\n%s", q, err, out)
+		}
+		if !strings.Contains(out, "finlora    "+q+" ") || !strings.Contains(out, "quantized 14 linear layers") {
+			t.Errorf("bench -quant %s: no %s row or quantization line:\n%s", q, q, out)
+		}
 	}
 }
