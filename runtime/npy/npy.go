@@ -113,9 +113,14 @@ func Read(r io.Reader) (*Array, error) {
 	default:
 		return nil, fmt.Errorf("unsupported dtype %q (want <f4, <f8, <i4 or <i8)", d[1])
 	}
-	raw := make([]byte, n*size)
-	if _, err := io.ReadFull(r, raw); err != nil {
+	// Read through a limit rather than into n*size bytes allocated up front, so that a header
+	// announcing more data than the stream holds is an error, not an allocation of that size.
+	raw, err := io.ReadAll(io.LimitReader(r, int64(n)*int64(size)))
+	if err != nil {
 		return nil, fmt.Errorf("read %d elements of %s: %w", n, d[1], err)
+	}
+	if len(raw) != n*size {
+		return nil, fmt.Errorf("read %d elements of %s: %w (%d of %d bytes)", n, d[1], io.ErrUnexpectedEOF, len(raw), n*size)
 	}
 	out := make([]float32, n)
 	le := binary.LittleEndian
@@ -138,6 +143,9 @@ func Read(r io.Reader) (*Array, error) {
 func Write(w io.Writer, shape []int, data []float32) error {
 	n := 1
 	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("npy: negative dimension in shape %v", shape)
+		}
 		n *= d
 	}
 	if n != len(data) {

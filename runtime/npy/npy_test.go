@@ -2,10 +2,14 @@ package npy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -73,5 +77,27 @@ func TestBadInput(t *testing.T) {
 	}
 	if err := Write(&bytes.Buffer{}, []int{2, 2}, []float32{1}); err == nil {
 		t.Error("Write with a short data slice: no error")
+	}
+	if err := Write(&bytes.Buffer{}, []int{-1, -2}, []float32{1, 2}); err == nil {
+		t.Error("Write with negative dimensions: no error")
+	}
+}
+
+// A header announcing far more data than the stream holds (here 2^34-1 float64s, 128 GiB) is an
+// error, without allocating what it announces.
+func TestReadHugeShapeWithoutData(t *testing.T) {
+	h := "{'descr': '<f8', 'fortran_order': False, 'shape': (17179869183,), }"
+	h += strings.Repeat(" ", 64-10-len(h)%64-1) + "\n"
+	in := append([]byte("\x93NUMPY\x01\x00"), byte(len(h)), byte(len(h)>>8))
+	in = append(append(in, h...), 1, 2, 3, 4, 5, 6, 7, 8)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Read(bytes.NewReader(in))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("Read: %v, want io.ErrUnexpectedEOF", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("Read allocated %d bytes for an 8-byte payload", grew)
 	}
 }
