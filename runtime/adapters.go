@@ -88,7 +88,12 @@ func LoadAdapter(m *LoadedModel, name, dir string) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockModel(context.Background(), m)
+	if err != nil {
+		return nil, err
+	}
 	detach, err := lora.Attach(m.Model, la) // checks every module against the model
+	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("load adapter %s onto model %q: %w", dir, m.Name, err)
 	}
@@ -140,6 +145,13 @@ func (a *Adapter) Save(dir string) error {
 	if a == nil || a.LoRA == nil {
 		return fmt.Errorf("save adapter: it has been freed")
 	}
+	if a.Model != nil {
+		unlock, err := lockModel(context.Background(), a.Model)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	if err := a.LoRA.Save(dir); err != nil {
 		return fmt.Errorf("save adapter %q: %w", a.Name, err)
 	}
@@ -155,15 +167,29 @@ func (a *Adapter) NumParams() int {
 	return a.LoRA.NumParams()
 }
 
-// Steps is the number of optimizer steps trained in this session.
-func (a *Adapter) Steps() int { return len(a.History) }
+// Steps is the number of optimizer steps trained in this session. Like every method that reads
+// the weights or the history, it waits for a Finetune still finishing its step (after an interrupt).
+func (a *Adapter) Steps() int {
+	defer a.wait()()
+	return len(a.History)
+}
 
-// LastLoss is the training loss of the last step (NaN-free; 0 before any training).
+// LastLoss is the training loss of the last step (0 before any training).
 func (a *Adapter) LastLoss() float64 {
+	defer a.wait()()
 	if len(a.History) == 0 {
 		return 0
 	}
 	return a.History[len(a.History)-1].Loss
+}
+
+// wait takes the model's call lock (see lockModel) and returns its release.
+func (a *Adapter) wait() (unlock func()) {
+	if a == nil || a.Model == nil {
+		return func() {}
+	}
+	unlock, _ = lockModel(context.Background(), a.Model)
+	return unlock
 }
 
 // with applies the adapter to its model (nil a: the bare model) for the duration of fn.
@@ -190,8 +216,13 @@ func (a *Adapter) Generate(ctx context.Context, prompt string, opts GenerateOpti
 	if err := a.check(); err != nil {
 		return "", err
 	}
+	unlock, err := lockModel(ctx, a.Model)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	var out string
-	err := with(a.Model, a, func() error {
+	err = with(a.Model, a, func() error {
 		var err error
 		out, err = a.Model.Generate(ctx, prompt, opts)
 		return err

@@ -52,6 +52,11 @@ func Evaluate(ctx context.Context, m *LoadedModel, a *Adapter, task string, ds *
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockModel(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", task, err)
+	}
+	defer unlock()
 	name := m.Name
 	if a != nil {
 		name = a.Name

@@ -77,6 +77,11 @@ func Finetune(ctx context.Context, a *Adapter, ds *Dataset, opts FinetuneOptions
 	if err := ds.check(); err != nil {
 		return nil, fmt.Errorf("finetune %q: %w", a.Name, err)
 	}
+	unlock, err := lockModel(ctx, a.Model)
+	if err != nil {
+		return nil, fmt.Errorf("finetune %q: %w", a.Name, err)
+	}
+	defer unlock()
 	examples, err := trainingExamples(a.Model, ds, opts.MaxLength)
 	if err != nil {
 		return nil, fmt.Errorf("finetune %q: %w", a.Name, err)

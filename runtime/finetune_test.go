@@ -463,3 +463,56 @@ func TestAdapterVariants(t *testing.T) {
 		})
 	}
 }
+
+// TestNextCellWaitsForInterruptedFinetune mimics the kernel's interrupt: the interpreter ends the
+// interrupted cell at once while the compiled Finetune finishes its current step in the background.
+// The next cell's calls on the same model (Save, Steps, Evaluate) must wait for it, so they see the
+// weights of a completed step, never a step half written (run with -race to check).
+func TestNextCellWaitsForInterruptedFinetune(t *testing.T) {
+	lm, ds := tinySetup(t)
+	a, err := NewAdapter(lm, t.Name()+"/lora", AdapterOptions{Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan *FinetuneResult, 1)
+	go func() {
+		res, _ := Finetune(ctx, a, ds, FinetuneOptions{Steps: 100000, LR: 1e-3, Quiet: true})
+		done <- res
+	}()
+	time.Sleep(400 * time.Millisecond)
+	cancel() // the interrupt; the "next cell" starts right away:
+	dir := t.TempDir()
+	if err := a.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	steps := a.Steps()
+	if _, err := Evaluate(context.Background(), lm, a, "fpb", ds, EvalOptions{Limit: 2, Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if !res.Interrupted || steps != res.StepsDone {
+		t.Fatalf("next cell saw %d steps; Finetune did %d (interrupted %v)", steps, res.StepsDone, res.Interrupted)
+	}
+	saved, err := lora.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, wa := adapterWeights(saved), adapterWeights(a.LoRA)
+	for i := range ws {
+		if ws[i] != wa[i] {
+			t.Fatalf("weight %d: saved %v, adapter after Finetune returned %v", i, ws[i], wa[i])
+		}
+	}
+	// A call whose own context ends while it waits gives up with that error.
+	unlock, err := lockModel(context.Background(), lm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := Evaluate(short, lm, nil, "fpb", ds, EvalOptions{Limit: 1, Quiet: true}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("evaluate while the model is busy: err = %v, want deadline exceeded", err)
+	}
+	unlock()
+}
