@@ -24,9 +24,14 @@ const (
 	SuffixMagnitude = ".lora_magnitude_vector"
 )
 
-// KeyA, KeyB and KeyMagnitude return the PEFT tensor names of the module at path.
-func KeyA(path string) string         { return Prefix + path + SuffixA }
-func KeyB(path string) string         { return Prefix + path + SuffixB }
+// KeyA returns the PEFT tensor name of the A matrix ([r, in]) of the module at path.
+func KeyA(path string) string { return Prefix + path + SuffixA }
+
+// KeyB returns the PEFT tensor name of the B matrix ([out, r]) of the module at path.
+func KeyB(path string) string { return Prefix + path + SuffixB }
+
+// KeyMagnitude returns the PEFT tensor name of the DoRA magnitude vector ([out]) of the module at
+// path.
 func KeyMagnitude(path string) string { return Prefix + path + SuffixMagnitude }
 
 // ReadConfig reads and validates adapter_config.json of dir (or the file itself if path names it).

@@ -43,6 +43,8 @@ const (
 	KindTokenized
 )
 
+// String returns "prompt{context,target}", "tokenized{input_ids,labels}" or "other" (as
+// Dataset.String shows the kind).
 func (k Kind) String() string {
 	switch k {
 	case KindPrompt:

@@ -35,6 +35,7 @@ const (
 	FreeText
 )
 
+// String returns the scoring's name.
 func (s Scoring) String() string {
 	switch s {
 	case Classification:

@@ -15,8 +15,13 @@ type Error struct {
 	Trace []string // traceback lines: the message, then each frame with the cell's source line
 }
 
-func (e *Error) Error() string       { return e.Name + ": " + e.Value }
-func (e *Error) EName() string       { return e.Name }
+// Error returns "Name: Value".
+func (e *Error) Error() string { return e.Name + ": " + e.Value }
+
+// EName returns Jupyter's ename (Name).
+func (e *Error) EName() string { return e.Name }
+
+// Traceback returns Jupyter's traceback lines (Trace).
 func (e *Error) Traceback() []string { return e.Trace }
 
 // rePos matches a position the interpreter prints: "_.go:3:5", "3:5" at the start of a
