@@ -32,6 +32,16 @@ func (a *arena) keep(t *tensor.Tensor) *tensor.Tensor {
 	return t
 }
 
+// owns reports whether t was allocated by (or kept in) the arena.
+func (a *arena) owns(t *tensor.Tensor) bool {
+	for _, x := range a.ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
 // free releases every tensor of the arena.
 func (a *arena) free() {
 	for _, t := range a.ts {

@@ -13,7 +13,8 @@ import (
 //	dx (+)= dy·W + ((dy' − dy)·W + dxa·A)⊙mask
 //
 // (the (dy'−dy)·W term is DoRA's (mscale−1)⊙x_d·Wᵀ; the norm is a constant, as PEFT detaches it).
-// With accumulate set dx is added to, else overwritten.
+// With accumulate set dx is added to, else overwritten. x (the layer's input) is not read: the
+// adapter's saved input is; it may be nil.
 func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.Tensor, acts *layerActs, accumulate bool) error {
 	w := g.base.Layers[l].weight(name)
 	beta := float32(0)
@@ -37,7 +38,13 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 		t, err = ar.f32(shape...)
 		return t
 	}
-	tmp, dxa := alloc(dx.Shape()...), alloc(dy.Rows(), dm.mod.R)
+	// plain LoRA without dropout adds dxa·A straight into dx (one GEMM with beta 1, no temporary)
+	direct := la.mask == nil && dm.mscale == nil
+	var tmp *tensor.Tensor
+	if !direct {
+		tmp = alloc(dx.Shape()...)
+	}
+	dxa := alloc(dy.Rows(), dm.mod.R)
 	var prod, col, dyScaled *tensor.Tensor
 	if dm.mscale != nil {
 		prod, col, dyScaled = alloc(dy.Shape()...), alloc(dm.mod.Out), alloc(dy.Shape()...)
@@ -80,6 +87,9 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 	}
 	if err := g.b.Gemm(dm.dA, dxa, la.xm, true, false, 1, 1); err != nil {
 		return fmt.Errorf("train: layer %d %s lora_A grad: %w", l, name, err)
+	}
+	if direct {
+		return g.b.Gemm(dx, dxa, dm.A, false, false, 1, 1)
 	}
 	tbeta := float32(0)
 	if dm.mscale != nil {

@@ -76,13 +76,13 @@ type linActs struct {
 
 // layerActs are the saved activations of one decoder layer.
 type layerActs struct {
-	xn, xn2       *tensor.Tensor // attention / MLP norm outputs [N, H]
+	xn, xn2       *tensor.Tensor // attention / MLP norm outputs [N, H] (xn2 nil unless an adapter on gate/up_proj keeps it)
 	qPre, kPre    *tensor.Tensor // Qwen3: projections before the per-head norm; nil otherwise
 	q, k, v       *tensor.Tensor // after norm and rotary: [B, T, Hq, D], [B, T, Hkv, D] ×2
 	attn          *tensor.Tensor // attention output [B, T, Hq, D]
 	lse           *tensor.Tensor // F32 [B, Hq, T]: the forward's log-sum-exp, given to AttentionBackward (nil: it recomputes)
 	h2            *tensor.Tensor // residual after attention [N, H]
-	gate, up, act *tensor.Tensor // MLP [N, I]
+	gate, up, act *tensor.Tensor // MLP [N, I] (act nil unless an adapter on down_proj keeps it)
 	lin           map[string]*linActs
 	gemma         *gemmaActs // Gemma 3 only (gemma3.go)
 }
@@ -186,8 +186,31 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	q, k, v := alloc(B, T, a.Heads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim), alloc(B, T, a.KVHeads, a.HeadDim)
 	acts.attn = alloc(B, T, a.Heads, a.HeadDim)
 	acts.lse = alloc(B, a.Heads, T)
-	acts.h2, acts.xn2 = alloc(N, a.Hidden), alloc(N, a.Hidden)
-	acts.gate, acts.up, acts.act = alloc(N, a.Intermediate), alloc(N, a.Intermediate), alloc(N, a.Intermediate)
+	acts.h2 = alloc(N, a.Hidden)
+	acts.gate, acts.up = alloc(N, a.Intermediate), alloc(N, a.Intermediate)
+	// xn2 (the MLP norm output) and act (silu(gate)⊙up) are read by the backward only through an
+	// adapter's saved input (linActs.xm): without adapters on gate/up resp. down_proj they live in a
+	// scratch arena freed when this forward returns (−N·(H+I) floats per layer kept), and the acts
+	// field is nil.
+	scratch := &arena{b: g.b, live: &g.live}
+	defer scratch.free()
+	keepIn := func(names ...string) func(shape ...int) *tensor.Tensor {
+		for _, n := range names {
+			if g.ad != nil && g.ad.mods[ModulePath(l, n)] != nil {
+				return alloc
+			}
+		}
+		return func(shape ...int) *tensor.Tensor {
+			if err != nil {
+				return nil
+			}
+			var t *tensor.Tensor
+			t, err = scratch.f32(shape...)
+			return t
+		}
+	}
+	xn2 := keepIn("gate_proj", "up_proj")(N, a.Hidden)
+	act := keepIn("down_proj")(N, a.Intermediate)
 	if err != nil {
 		return nil, err
 	}
@@ -237,20 +260,26 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	if err := g.b.Add(acts.h2, h, o, 1); err != nil {
 		return nil, err
 	}
-	if err := g.b.RMSNorm(acts.xn2, acts.h2, ly.MLPNorm, a.Eps, false); err != nil {
+	if err := g.b.RMSNorm(xn2, acts.h2, ly.MLPNorm, a.Eps, false); err != nil {
 		return nil, fmt.Errorf("train: layer %d post-attention norm: %w", l, err)
 	}
-	if err := g.linear(ar, mb, l, "gate_proj", acts.xn2, acts.gate, acts); err != nil {
+	if err := g.linear(ar, mb, l, "gate_proj", xn2, acts.gate, acts); err != nil {
 		return nil, err
 	}
-	if err := g.linear(ar, mb, l, "up_proj", acts.xn2, acts.up, acts); err != nil {
+	if err := g.linear(ar, mb, l, "up_proj", xn2, acts.up, acts); err != nil {
 		return nil, err
 	}
-	if err := g.b.SwiGLU(acts.act, acts.gate, acts.up); err != nil {
+	if err := g.b.SwiGLU(act, acts.gate, acts.up); err != nil {
 		return nil, err
 	}
-	if err := g.linear(ar, mb, l, "down_proj", acts.act, hOut, acts); err != nil {
+	if err := g.linear(ar, mb, l, "down_proj", act, hOut, acts); err != nil {
 		return nil, err
+	}
+	if !scratch.owns(xn2) {
+		acts.xn2 = xn2
+	}
+	if !scratch.owns(act) {
+		acts.act = act
 	}
 	if err := g.b.Add(hOut, hOut, acts.h2, 1); err != nil {
 		return nil, err
