@@ -98,6 +98,27 @@ func TestLoadDatasetAndSplit(t *testing.T) {
 	if strings.Join(a, "\n") != strings.Join(a2, "\n") {
 		t.Error("split is not repeatable")
 	}
+	// Parquet and CSV load the same rows.
+	for _, ext := range []string{"parquet", "csv"} {
+		path := filepath.Join(t.TempDir(), "fpb."+ext)
+		var err error
+		if ext == "parquet" {
+			err = ds.Data.WriteParquet(path)
+		} else {
+			err = ds.Data.WriteCSV(path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := LoadDataset(context.Background(), t.Name()+"/"+ext, path, DatasetOptions{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := back.Strings("context")
+		if back.NumRows() != 100 || got[99] != all[99] {
+			t.Errorf("%s: %d rows, row 99 %.40q", ext, back.NumRows(), got[99])
+		}
+	}
 	if _, err := LoadDataset(context.Background(), t.Name()+"/missing", "nope.jsonl", DatasetOptions{}); err == nil {
 		t.Error("missing file loaded")
 	}
