@@ -239,36 +239,9 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 	if err := g.b.RMSNorm(hn, hs[a.Layers], g.base.FinalNorm, a.Eps, false); err != nil {
 		return 0, fmt.Errorf("train: final norm: %w", err)
 	}
-	logits, err := keep.f32(N, a.Vocab)
-	if err != nil {
-		return 0, err
-	}
-	if err := g.b.Gemm(logits, hn, g.base.LMHead, false, true, 1, 0); err != nil {
-		return 0, fmt.Errorf("train: lm head: %w", err)
-	}
-	lossT, err := keep.f32(N)
-	if err != nil {
-		return 0, err
-	}
-	if err := g.b.CrossEntropy(lossT, logits, mb.targets); err != nil {
-		return 0, fmt.Errorf("train: loss: %w", err)
-	}
-	losses, err := g.b.ToFloat32(lossT)
-	if err != nil {
-		return 0, err
-	}
-	var sum float64
-	for _, v := range losses {
-		sum += float64(v)
-	}
-	if !backward {
-		return sum, nil
-	}
-	if err := g.bw.CrossEntropyBackward(logits, logits, mb.targets, scale); err != nil {
-		return 0, fmt.Errorf("train: loss backward: %w", err)
-	}
-	if err := g.b.Gemm(hn, logits, g.base.LMHead, false, false, 1, 0); err != nil { // hn now holds ∂L/∂hn
-		return 0, fmt.Errorf("train: lm head backward: %w", err)
+	sum, err := g.head(keep, mb, hn, scale, backward) // with backward, hn now holds ∂L/∂hn
+	if err != nil || !backward {
+		return sum, err
 	}
 	dh, err := keep.f32(N, a.Hidden)
 	if err != nil {
@@ -301,6 +274,92 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 			return 0, err
 		}
 		dh, dIn = dIn, dh
+	}
+	return sum, nil
+}
+
+// headChunkRows is the most rows the LM head and the loss take at once: only [headChunkRows, V]
+// F32 logits (and their bf16 copy for the GEMM) are alive, not [N, V] (1 GiB at N = 2048 and
+// V = 128256).
+var headChunkRows = 512 // a variable for tests
+
+// head runs the LM head and the cross-entropy over hn [N, H] in chunks of headChunkRows rows and
+// returns the sum of the per-token losses over counted labels; with backward it overwrites hn with
+// ∂(loss·scale)/∂hn. Chunks are copied out of hn (Slice) and their input gradients written back
+// (SetSlice) into the rows just consumed; one chunk (N ≤ headChunkRows) works on hn directly.
+func (g *graph) head(keep *arena, mb *microBatch, hn *tensor.Tensor, scale float32, backward bool) (float64, error) {
+	a := g.base.Arch
+	N := hn.Dim(0)
+	lossAll, err := keep.f32(N)
+	if err != nil {
+		return 0, err
+	}
+	for r0 := 0; r0 < N; r0 += headChunkRows {
+		n := min(headChunkRows, N-r0)
+		ar := &arena{b: g.b, live: &g.live}
+		err := func() error {
+			defer ar.free()
+			x, tg, loss := hn, mb.targets, lossAll
+			if n < N {
+				var err error
+				if x, err = ar.f32(n, a.Hidden); err != nil {
+					return err
+				}
+				if err := g.b.Slice(x, hn, 0, r0); err != nil {
+					return fmt.Errorf("train: lm head rows %d..%d: %w", r0, r0+n, err)
+				}
+				t, err := g.b.Alloc(tensor.I32, n)
+				if err != nil {
+					return err
+				}
+				tg = ar.keep(t)
+				if err := g.b.Slice(tg, mb.targets, 0, r0); err != nil {
+					return fmt.Errorf("train: labels rows %d..%d: %w", r0, r0+n, err)
+				}
+				if loss, err = ar.f32(n); err != nil {
+					return err
+				}
+			}
+			logits, err := ar.f32(n, a.Vocab)
+			if err != nil {
+				return err
+			}
+			if err := g.b.Gemm(logits, x, g.base.LMHead, false, true, 1, 0); err != nil {
+				return fmt.Errorf("train: lm head: %w", err)
+			}
+			if err := g.b.CrossEntropy(loss, logits, tg); err != nil {
+				return fmt.Errorf("train: loss: %w", err)
+			}
+			if loss != lossAll {
+				if err := g.b.SetSlice(lossAll, loss, 0, r0); err != nil {
+					return err
+				}
+			}
+			if !backward {
+				return nil
+			}
+			if err := g.bw.CrossEntropyBackward(logits, logits, tg, scale); err != nil {
+				return fmt.Errorf("train: loss backward: %w", err)
+			}
+			if err := g.b.Gemm(x, logits, g.base.LMHead, false, false, 1, 0); err != nil { // x now holds ∂L/∂x
+				return fmt.Errorf("train: lm head backward: %w", err)
+			}
+			if x != hn {
+				return g.b.SetSlice(hn, x, 0, r0)
+			}
+			return nil
+		}()
+		if err != nil {
+			return 0, err
+		}
+	}
+	losses, err := g.b.ToFloat32(lossAll)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, v := range losses {
+		sum += float64(v)
 	}
 	return sum, nil
 }
