@@ -69,46 +69,22 @@ func (h *Handle) publish(content any, update bool) error {
 
 // HTML shows an HTML fragment. Terminal: the text without tags.
 func HTML(html string) *Handle {
-	return newHandle(func(c any) (map[string]any, error) {
-		s, err := asString("HTML", c)
-		if err != nil {
-			return nil, err
-		}
-		return htmlBundle(s)
-	}, html)
+	return newHandle(fromString("HTML", htmlBundle), html)
 }
 
 // Markdown shows Markdown text (rendered by the front end). Terminal: the source text.
 func Markdown(md string) *Handle {
-	return newHandle(func(c any) (map[string]any, error) {
-		s, err := asString("Markdown", c)
-		if err != nil {
-			return nil, err
-		}
-		return markdownBundle(s)
-	}, md)
+	return newHandle(fromString("Markdown", markdownBundle), md)
 }
 
 // Text shows plain text as a display output (unlike fmt.Print, it can be updated in place).
 func Text(text string) *Handle {
-	return newHandle(func(c any) (map[string]any, error) {
-		s, err := asString("Text", c)
-		if err != nil {
-			return nil, err
-		}
-		return textBundle(s)
-	}, text)
+	return newHandle(fromString("Text", textBundle), text)
 }
 
 // SVG shows an SVG image given as the text of an <svg> document. Terminal: its size.
 func SVG(svg string) *Handle {
-	return newHandle(func(c any) (map[string]any, error) {
-		s, err := asString("SVG", c)
-		if err != nil {
-			return nil, err
-		}
-		return svgBundle(s)
-	}, svg)
+	return newHandle(fromString("SVG", svgBundle), svg)
 }
 
 // PNG shows a PNG image given as the bytes of the file; it is not copied (do not change it
@@ -150,6 +126,18 @@ func Raw(bundle map[string]any) *Handle {
 		}
 		return b, nil
 	}, bundle)
+}
+
+// fromString makes newHandle's render function from a bundle function of text: the content (the
+// first one or an Update's) must be a string or a fmt.Stringer; any other is an error naming kind.
+func fromString(kind string, bundle func(string) (map[string]any, error)) func(any) (map[string]any, error) {
+	return func(c any) (map[string]any, error) {
+		s, err := asString(kind, c)
+		if err != nil {
+			return nil, err
+		}
+		return bundle(s)
+	}
 }
 
 func asString(kind string, c any) (string, error) {
