@@ -88,11 +88,7 @@ func runGenerate(args []string) error {
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt encodes to no tokens")
 	}
-	eos := append(tok.EOS(), m.Config.EOSTokenIDs...)
-	pad := tok.Pad()
-	if pad < 0 || pad >= m.Config.VocabSize {
-		pad = 0
-	}
+	eos, pad := generate.SpecialIDs(m.Config, tok)
 	start := time.Now()
 	res, err := generate.Generate(ctx, m, [][]int{ids}, generate.Options{
 		MaxNewTokens: *maxNew, Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed, EOS: eos, PadID: pad,

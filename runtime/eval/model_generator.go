@@ -45,11 +45,7 @@ func (g *ModelGenerator) GenerateGreedy(ctx context.Context, prompts []string, m
 			g.truncated.Add(1)
 		}
 	}
-	eos := append(append([]int(nil), g.Tokenizer.EOS()...), g.Model.Config.EOSTokenIDs...)
-	pad := g.Tokenizer.Pad()
-	if pad < 0 || pad >= g.Model.Config.VocabSize {
-		pad = 0
-	}
+	eos, pad := generate.SpecialIDs(g.Model.Config, g.Tokenizer)
 	res, err := generate.Generate(ctx, g.Model, ids, generate.Options{MaxNewTokens: maxNewTokens, EOS: eos, PadID: pad}, g.Tokenizer)
 	if err != nil {
 		return nil, err
