@@ -83,24 +83,31 @@ func (b *Backend) gemmNT(o, a []float32, w *tensor.Tensor, m, n, k int, alpha, b
 			wt = bufs[worker][:(n1-n0)*k]
 			widen(w, n0*k, wt)
 		}
-		for i := m0; i < m1; i++ {
-			x := a[i*k : (i+1)*k]
-			orow := o[i*n : (i+1)*n]
-			j := n0
-			for ; j+4 <= n1; j += 4 {
-				off := (j - n0) * k
-				s0, s1, s2, s3 := dot4(x, wt[off:off+k], wt[off+k:off+2*k], wt[off+2*k:off+3*k], wt[off+3*k:off+4*k])
-				store(orow, j, s0, alpha, beta)
-				store(orow, j+1, s1, alpha, beta)
-				store(orow, j+2, s2, alpha, beta)
-				store(orow, j+3, s3, alpha, beta)
-			}
-			for ; j < n1; j++ {
-				off := (j - n0) * k
-				store(orow, j, dot64(x, wt[off:off+k]), alpha, beta)
-			}
-		}
+		gemmNTTile(o, a, wt, m0, m1, n0, n1, n, k, alpha, beta)
 	})
+}
+
+// gemmNTTile is gemmNT's inner loops over rows [m0, m1) of a and weight rows [n0, n1) held as
+// float32 in wt (row j at wt[(j-n0)·k:]): o[i, j] = alpha·(a[i]·w[j]) + beta·o[i, j], four weight
+// rows at a time. The dense (F32 or widened F16/BF16) and the dequantized-tile products share it.
+func gemmNTTile(o, a, wt []float32, m0, m1, n0, n1, n, k int, alpha, beta float32) {
+	for i := m0; i < m1; i++ {
+		x := a[i*k : (i+1)*k]
+		orow := o[i*n : (i+1)*n]
+		j := n0
+		for ; j+4 <= n1; j += 4 {
+			off := (j - n0) * k
+			s0, s1, s2, s3 := dot4(x, wt[off:off+k], wt[off+k:off+2*k], wt[off+2*k:off+3*k], wt[off+3*k:off+4*k])
+			store(orow, j, s0, alpha, beta)
+			store(orow, j+1, s1, alpha, beta)
+			store(orow, j+2, s2, alpha, beta)
+			store(orow, j+3, s3, alpha, beta)
+		}
+		for ; j < n1; j++ {
+			off := (j - n0) * k
+			store(orow, j, dot64(x, wt[off:off+k]), alpha, beta)
+		}
+	}
 }
 
 // directRows is the row count of a below which BF16 weights are read in place by the assembly
