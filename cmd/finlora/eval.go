@@ -163,10 +163,7 @@ func evalModel(ctx context.Context, dir string, seed uint64, quant string) (*mod
 		}
 		return m, model.ByteTokenizer{}, fmt.Sprintf("tiny-random(seed=%d)", seed), nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
-		return nil, nil, "", fmt.Errorf("model directory %s has no tokenizer.json: eval needs the model's tokenizer", dir)
-	}
-	tok, err := tokenizer.LoadDir(dir)
+	tok, err := modelTokenizer("eval", dir)
 	if err != nil {
 		return nil, nil, "", err
 	}

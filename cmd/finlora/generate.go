@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -71,10 +70,7 @@ func runGenerate(args []string) error {
 			return err
 		}
 	} else {
-		if _, err := os.Stat(filepath.Join(*dir, "tokenizer.json")); err != nil {
-			return fmt.Errorf("model directory %s has no tokenizer.json: generate needs the model's tokenizer", *dir)
-		}
-		bpe, err := tokenizer.LoadDir(*dir)
+		bpe, err := modelTokenizer("generate", *dir)
 		if err != nil {
 			return err
 		}
