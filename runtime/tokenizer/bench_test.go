@@ -1,37 +1,24 @@
 package tokenizer
 
 import (
-	"bufio"
-	"encoding/json"
 	"math"
 	"os"
 	"syscall"
 	"testing"
 )
 
-// finloraPrompts reads the "context" fields of the FinLoRA FPB test split from ../shared (relative to
-// the repository root), or returns nil when it is absent.
+// finloraPrompts reads the "context" fields of the FinLoRA FPB test split from ../shared (see
+// sharedFinLoRA), or returns nil when it is absent.
 func finloraPrompts(b *testing.B) []string {
-	f, err := os.Open("../../../shared/data/finlora/test/fpb_test.jsonl")
-	if err != nil {
+	path := sharedFinLoRA + "/test/fpb_test.jsonl"
+	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<26)
-	for sc.Scan() {
-		var row struct {
-			Context string `json:"context"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			b.Fatalf("fpb_test.jsonl: %v", err)
-		}
-		out = append(out, row.Context)
-	}
-	if err := sc.Err(); err != nil {
-		b.Fatal(err)
-	}
+	eachJSONLRow(b, path, func(_ int, row map[string]any) {
+		s, _ := row["context"].(string)
+		out = append(out, s)
+	})
 	return out
 }
 
