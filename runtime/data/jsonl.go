@@ -109,17 +109,22 @@ type jsonlReader struct {
 	recs   []arrow.RecordBatch
 }
 
-// nextLine returns the next line without its newline, or io.EOF.
+// nextLine returns the next line that is not blank, without its newline, or io.EOF at the end;
+// a read error comes back wrapped with the source's name. jr.line counts blank lines too.
 func (jr *jsonlReader) nextLine() ([]byte, error) {
-	line, err := jr.br.ReadBytes('\n')
-	if len(line) == 0 && err != nil {
-		return nil, err
+	for {
+		line, err := jr.br.ReadBytes('\n')
+		if err != nil && (len(line) == 0 || !errors.Is(err, io.EOF)) {
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, fmt.Errorf("read %s: %w", jr.name, err)
+		}
+		jr.line++
+		if line = bytes.TrimRight(line, "\r\n"); len(bytes.TrimSpace(line)) > 0 {
+			return line, nil
+		}
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	jr.line++
-	return bytes.TrimRight(line, "\r\n"), nil
 }
 
 func (jr *jsonlReader) bad(line int, err error) error {
@@ -152,10 +157,7 @@ func (jr *jsonlReader) read() (ds *Dataset, err error) {
 			break
 		}
 		if rerr != nil {
-			return nil, fmt.Errorf("read %s: %w", jr.name, rerr)
-		}
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
+			return nil, rerr
 		}
 		kvs, perr := parseObject(raw)
 		if perr != nil {
@@ -192,10 +194,7 @@ func (jr *jsonlReader) read() (ds *Dataset, err error) {
 			break
 		}
 		if rerr != nil {
-			return nil, fmt.Errorf("read %s: %w", jr.name, rerr)
-		}
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
+			return nil, rerr
 		}
 		kvs, perr := parseObject(raw)
 		if perr == nil {
