@@ -273,6 +273,23 @@ func decodeComponent(raw json.RawMessage) (*component, error) {
 	return &c, nil
 }
 
+// walkSequence decodes each member of a Sequence component (normalizers, pretokenizers or
+// processors) and calls walk on it, skipping null members; the first error stops it.
+func walkSequence(members []json.RawMessage, walk func(*component) error) error {
+	for _, r := range members {
+		sub, err := decodeComponent(r)
+		if err != nil {
+			return err
+		}
+		if sub != nil {
+			if err := walk(sub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func parseNormalizer(raw json.RawMessage) (func(string) string, error) {
 	c, err := decodeComponent(raw)
 	if err != nil || c == nil {
@@ -291,16 +308,8 @@ func parseNormalizer(raw json.RawMessage) (func(string) string, error) {
 		case "NFKD":
 			forms = append(forms, norm.NFKD)
 		case "Sequence":
-			for _, r := range c.Normalizers {
-				sub, err := decodeComponent(r)
-				if err != nil {
-					return err
-				}
-				if sub != nil {
-					if err := walk(sub); err != nil {
-						return err
-					}
-				}
+			if err := walkSequence(c.Normalizers, walk); err != nil {
+				return err
 			}
 		default:
 			return fmt.Errorf("tokenizer.json: normalizer %q not supported (NFC, NFKC, NFD, NFKD, Sequence)", c.Type)
@@ -335,16 +344,8 @@ func parsePreTokenizer(raw json.RawMessage) ([]preStep, error) {
 	walk = func(c *component) error {
 		switch c.Type {
 		case "Sequence":
-			for _, r := range c.Pretokenizers {
-				sub, err := decodeComponent(r)
-				if err != nil {
-					return err
-				}
-				if sub != nil {
-					if err := walk(sub); err != nil {
-						return err
-					}
-				}
+			if err := walkSequence(c.Pretokenizers, walk); err != nil {
+				return err
 			}
 		case "Split":
 			if c.Pattern.Regex == nil {
@@ -393,16 +394,8 @@ func (t *BPE) parsePostProcessor(raw json.RawMessage) error {
 		switch c.Type {
 		case "ByteLevel": // offsets only
 		case "Sequence":
-			for _, r := range c.Processors {
-				sub, err := decodeComponent(r)
-				if err != nil {
-					return err
-				}
-				if sub != nil {
-					if err := walk(sub); err != nil {
-						return err
-					}
-				}
+			if err := walkSequence(c.Processors, walk); err != nil {
+				return err
 			}
 		case "TemplateProcessing":
 			t.prefix, t.suffix = nil, nil
