@@ -67,6 +67,9 @@ type Backend struct {
 	// NoQuantGEMV makes QuantMatMul always dequantize then GEMM, never the decode GEMVs of
 	// kernels/quant.cu (set from FINLORA_QUANT_GEMV=0 at Open; for tests and comparisons).
 	NoQuantGEMV bool
+	// PoisonUninit fills AllocUninit's tensors with NaN bytes (FINLORA_POISON_UNINIT=1 at Open):
+	// a check that no caller reads them before writing them.
+	PoisonUninit bool
 
 	prof *profiler // non-nil while StartProfile runs
 }
@@ -107,6 +110,7 @@ func Open(index int) (*Backend, error) {
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
+	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

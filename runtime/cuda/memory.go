@@ -46,6 +46,25 @@ func (b *Backend) Alloc(dtype tensor.DType, shape ...int) (*tensor.Tensor, error
 	return t, nil
 }
 
+// AllocUninit is Alloc without the zero fill: the contents are whatever the cached block held (for
+// tensors the next op overwrites entirely; train.arena's out). With PoisonUninit set
+// (FINLORA_POISON_UNINIT=1 at Open) every byte is 0xFF instead, an F32 NaN, so a read before the
+// first write shows up in the results.
+func (b *Backend) AllocUninit(dtype tensor.DType, shape ...int) (*tensor.Tensor, error) {
+	defer b.lock()()
+	t, err := b.newTensor(dtype, shape, b.purpose)
+	if err != nil {
+		return nil, err
+	}
+	if b.PoisonUninit && t.Bytes() > 0 {
+		if err := b.dev.drv.call("cuMemsetD8Async", t.Data().(*Block).Ptr, 0xff, uintptr(t.Bytes()), b.dev.stream); err != nil {
+			b.freeLocked(t)
+			return nil, fmt.Errorf("cuda: alloc %v: %w", t, err)
+		}
+	}
+	return t, nil
+}
+
 func (b *Backend) hostPurpose() Purpose {
 	if b.purpose == Activations {
 		return Weights

@@ -25,6 +25,39 @@ func (a *arena) f32(shape ...int) (*tensor.Tensor, error) {
 	return t, nil
 }
 
+// uninitAllocator is implemented by backends that can skip Alloc's zero fill (runtime/cuda's
+// AllocUninit): the fill is a full write of every activation, ~1/10 of a training step's device time
+// at the 8B bench shape.
+type uninitAllocator interface {
+	AllocUninit(dtype tensor.DType, shape ...int) (*tensor.Tensor, error)
+}
+
+// out allocates an F32 tensor owned by the arena whose contents are undefined (not zeroed where
+// the backend allows): only for tensors the next op overwrites entirely.
+func (a *arena) out(shape ...int) (*tensor.Tensor, error) {
+	return a.alloc(tensor.F32, shape...)
+}
+
+// alloc is out for any dtype.
+func (a *arena) alloc(dt tensor.DType, shape ...int) (*tensor.Tensor, error) {
+	u, ok := a.b.(uninitAllocator)
+	if !ok {
+		if dt == tensor.F32 {
+			return a.f32(shape...)
+		}
+		t, err := a.b.Alloc(dt, shape...)
+		if err != nil {
+			return nil, fmt.Errorf("train: alloc %s%v: %w", dt, shape, err)
+		}
+		return a.keep(t), nil
+	}
+	t, err := u.AllocUninit(dt, shape...)
+	if err != nil {
+		return nil, fmt.Errorf("train: alloc %s%v: %w", dt, shape, err)
+	}
+	return a.keep(t), nil
+}
+
 // keep registers a tensor made elsewhere so the arena frees it.
 func (a *arena) keep(t *tensor.Tensor) *tensor.Tensor {
 	a.ts = append(a.ts, t)

@@ -115,12 +115,12 @@ func (g *graph) layerBackward(ar *arena, mb *microBatch, l int, h *tensor.Tensor
 	ly := &g.base.Layers[l]
 	B, T, N := mb.B, mb.T, mb.B*mb.T
 	var err error
-	alloc := func(shape ...int) *tensor.Tensor {
+	alloc := func(shape ...int) *tensor.Tensor { // every tensor below is overwritten by the op that fills it
 		if err != nil {
 			return nil
 		}
 		var t *tensor.Tensor
-		t, err = ar.f32(shape...)
+		t, err = ar.out(shape...)
 		return t
 	}
 	dact, dgate, dup := alloc(N, a.Intermediate), alloc(N, a.Intermediate), alloc(N, a.Intermediate)
@@ -205,8 +205,8 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 	defer keep.free()
 	hs := make([]*tensor.Tensor, a.Layers+1)
 	var err error
-	for i := range hs {
-		if hs[i], err = keep.f32(N, a.Hidden); err != nil {
+	for i := range hs { // hs[0] by the embedding, hs[l+1] by layer l
+		if hs[i], err = keep.out(N, a.Hidden); err != nil {
 			return 0, err
 		}
 	}
@@ -232,7 +232,7 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 			acts[l] = nil
 		}
 	}
-	hn, err := keep.f32(N, a.Hidden)
+	hn, err := keep.out(N, a.Hidden)
 	if err != nil {
 		return 0, err
 	}
@@ -243,25 +243,22 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 	if err != nil || !backward {
 		return sum, err
 	}
-	dh, err := keep.f32(N, a.Hidden)
+	dh, err := keep.out(N, a.Hidden)
 	if err != nil {
 		return 0, err
 	}
 	if err := g.bw.RMSNormBackward(dh, hn, hs[a.Layers], g.base.FinalNorm, a.Eps, false); err != nil {
 		return 0, fmt.Errorf("train: final norm backward: %w", err)
 	}
-	dIn, err := keep.f32(N, a.Hidden)
+	dIn, err := keep.out(N, a.Hidden) // written by layerBackward
 	if err != nil {
 		return 0, err
 	}
 	for l := a.Layers - 1; l >= 0; l-- {
 		if acts[l] == nil { // recompute this layer's forward (same dropout masks)
 			layerArenas[l] = &arena{b: g.b, live: &g.live}
-			scratch, err := layerArenas[l].f32(N, a.Hidden)
-			if err != nil {
-				return 0, err
-			}
-			if acts[l], err = g.layerForward(layerArenas[l], mb, l, hs[l], scratch); err != nil {
+			var err error
+			if acts[l], err = g.layerForward(layerArenas[l], mb, l, hs[l], nil); err != nil {
 				return 0, err
 			}
 		}
@@ -290,7 +287,7 @@ var headChunkRows = 512 // a variable for tests
 func (g *graph) head(keep *arena, mb *microBatch, hn *tensor.Tensor, scale float32, backward bool) (float64, error) {
 	a := g.base.Arch
 	N := hn.Dim(0)
-	lossAll, err := keep.f32(N)
+	lossAll, err := keep.out(N) // every row by the cross-entropy of its chunk
 	if err != nil {
 		return 0, err
 	}
@@ -302,25 +299,23 @@ func (g *graph) head(keep *arena, mb *microBatch, hn *tensor.Tensor, scale float
 			x, tg, loss := hn, mb.targets, lossAll
 			if n < N {
 				var err error
-				if x, err = ar.f32(n, a.Hidden); err != nil {
+				if x, err = ar.out(n, a.Hidden); err != nil {
 					return err
 				}
 				if err := g.b.Slice(x, hn, 0, r0); err != nil {
 					return fmt.Errorf("train: lm head rows %d..%d: %w", r0, r0+n, err)
 				}
-				t, err := g.b.Alloc(tensor.I32, n)
-				if err != nil {
+				if tg, err = ar.alloc(tensor.I32, n); err != nil {
 					return err
 				}
-				tg = ar.keep(t)
 				if err := g.b.Slice(tg, mb.targets, 0, r0); err != nil {
 					return fmt.Errorf("train: labels rows %d..%d: %w", r0, r0+n, err)
 				}
-				if loss, err = ar.f32(n); err != nil {
+				if loss, err = ar.out(n); err != nil {
 					return err
 				}
 			}
-			logits, err := ar.f32(n, a.Vocab)
+			logits, err := ar.out(n, a.Vocab)
 			if err != nil {
 				return err
 			}

@@ -164,7 +164,9 @@ func (g *graph) attnParams(l int) tensor.AttentionParams {
 	return tensor.AttentionParams{Scale: float32(1 / math.Sqrt(float64(g.base.Arch.HeadDim))), Window: g.base.Layers[l].Window}
 }
 
-// layerForward runs decoder layer l on h [N, H] into hOut [N, H], saving activations in ar.
+// layerForward runs decoder layer l on h [N, H] into hOut [N, H], saving activations in ar. A nil
+// hOut (gradient checkpointing's recomputation) computes only what layerBackward reads: without an
+// adapter on down_proj the MLP stops after gate/up (no SwiGLU, down_proj or residual add).
 func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.Tensor) (*layerActs, error) {
 	if g.base.Gemma != nil {
 		return g.gemmaLayerForward(ar, mb, l, h, hOut)
@@ -174,12 +176,12 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	B, T, N := mb.B, mb.T, mb.B*mb.T
 	acts := &layerActs{lin: map[string]*linActs{}}
 	var err error
-	alloc := func(shape ...int) *tensor.Tensor {
+	alloc := func(shape ...int) *tensor.Tensor { // every tensor below is overwritten by the op that fills it
 		if err != nil {
 			return nil
 		}
 		var t *tensor.Tensor
-		t, err = ar.f32(shape...)
+		t, err = ar.out(shape...)
 		return t
 	}
 	acts.xn = alloc(N, a.Hidden)
@@ -205,12 +207,11 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 				return nil
 			}
 			var t *tensor.Tensor
-			t, err = scratch.f32(shape...)
+			t, err = scratch.out(shape...)
 			return t
 		}
 	}
 	xn2 := keepIn("gate_proj", "up_proj")(N, a.Hidden)
-	act := keepIn("down_proj")(N, a.Intermediate)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +251,7 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	if err := g.b.Attention(acts.attn, acts.q, acts.k, acts.v, pa); err != nil {
 		return nil, fmt.Errorf("train: layer %d attention: %w", l, err)
 	}
-	o := alloc(N, a.Hidden)
+	o := keepIn()(N, a.Hidden) // read by h2 = h + o only (adapters keep what they need, never o)
 	if err != nil {
 		return nil, err
 	}
@@ -269,14 +270,26 @@ func (g *graph) layerForward(ar *arena, mb *microBatch, l int, h, hOut *tensor.T
 	if err := g.linear(ar, mb, l, "up_proj", xn2, acts.up, acts); err != nil {
 		return nil, err
 	}
+	if !scratch.owns(xn2) {
+		acts.xn2 = xn2
+	}
+	if hOut == nil { // a recomputation: the layer output is not needed, only what the backward reads
+		if g.ad == nil || g.ad.mods[ModulePath(l, "down_proj")] == nil {
+			return acts, nil // act and down_proj's output are read by nothing
+		}
+		if hOut = alloc(N, a.Hidden); err != nil {
+			return nil, err
+		}
+	}
+	act := keepIn("down_proj")(N, a.Intermediate)
+	if err != nil {
+		return nil, err
+	}
 	if err := g.b.SwiGLU(act, acts.gate, acts.up); err != nil {
 		return nil, err
 	}
 	if err := g.linear(ar, mb, l, "down_proj", act, hOut, acts); err != nil {
 		return nil, err
-	}
-	if !scratch.owns(xn2) {
-		acts.xn2 = xn2
 	}
 	if !scratch.owns(act) {
 		acts.act = act
