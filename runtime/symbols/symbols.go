@@ -11,6 +11,7 @@ import "reflect"
 //go:generate go run github.com/traefik/yaegi/cmd/yaegi extract -name symbols github.com/finlora/finlora/runtime
 //go:generate go run github.com/traefik/yaegi/cmd/yaegi extract -name symbols github.com/finlora/finlora/runtime/display
 //go:generate go run github.com/traefik/yaegi/cmd/yaegi extract -name symbols github.com/finlora/finlora/runtime/plot
+//go:generate go run github.com/traefik/yaegi/cmd/yaegi extract -name symbols github.com/finlora/finlora/runtime/experiment
 
 // Symbols maps "importpath/pkgname" to the package's exported names, as interp.Use expects.
 // The generated files fill it in their init functions.
