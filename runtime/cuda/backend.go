@@ -70,6 +70,9 @@ type Backend struct {
 	// PoisonUninit fills AllocUninit's tensors with NaN bytes (FINLORA_POISON_UNINIT=1 at Open):
 	// a check that no caller reads them before writing them.
 	PoisonUninit bool
+	// NoConvCache turns off the reuse of Gemm's operand conversions (conv.go; FINLORA_CONV_CACHE=0
+	// at Open), for comparisons.
+	NoConvCache bool
 
 	prof *profiler // non-nil while StartProfile runs
 }
@@ -111,6 +114,7 @@ func Open(index int) (*Backend, error) {
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
+	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil
@@ -231,6 +235,7 @@ func grid1(n int) (dim3, dim3) {
 // launch1 launches an elementwise kernel over n elements (nothing for n = 0).
 func (b *Backend) launch1(name string, n int, args ...any) error {
 	if n == 0 {
+		b.dev.nextWrites = nil // nothing launched: a declared write range must not leak to the next launch
 		return nil
 	}
 	g, t := grid1(n)

@@ -17,6 +17,9 @@ type Device struct {
 	ctx    uintptr // CUcontext (primary)
 	stream uintptr // CUstream
 	Alloc  *Allocator
+
+	conv       convCache // Gemm's last operand conversion (conv.go)
+	nextWrites *span     // the only range the next kernel launch writes, when declared (conv.go)
 }
 
 var (
@@ -131,6 +134,7 @@ func (d *Device) htod(dst uintptr, src unsafe.Pointer, n int) error {
 	if n == 0 {
 		return nil
 	}
+	d.wrote(dst, int64(n))
 	return d.drv.call("cuMemcpyHtoDAsync_v2", dst, uintptr(src), uintptr(n), d.stream)
 }
 
@@ -150,6 +154,7 @@ func (d *Device) dtod(dst, src uintptr, n int) error {
 	if n == 0 || dst == src {
 		return nil
 	}
+	d.wrote(dst, int64(n))
 	return d.drv.call("cuMemcpyDtoDAsync_v2", dst, src, uintptr(n), d.stream)
 }
 
@@ -157,5 +162,6 @@ func (d *Device) memset0(dst uintptr, n int) error {
 	if n == 0 {
 		return nil
 	}
+	d.wrote(dst, int64(n))
 	return d.drv.call("cuMemsetD8Async", dst, 0, uintptr(n), d.stream)
 }

@@ -63,15 +63,25 @@ func (b *Backend) gemmLocked(out, a, w *tensor.Tensor, transA, transB bool, alph
 		if w.DType() == tensor.F16 {
 			typeAB = cudaR16F
 		}
+		dt := dtypeCode(w.DType())
+		if c := &b.dev.conv; c.blk != nil && c.src == ap && c.bytes == a.Bytes() && c.dt == dt && !b.NoConvCache {
+			aOperand = c.blk.Ptr // converted by an earlier Gemm, unwritten since (conv.go)
+			break
+		}
 		if tmp, err = b.dev.Alloc.Get(int64(a.Numel())*2, Workspace); err != nil {
 			return fmt.Errorf("cuda: gemm: convert %v to %s: %w", a, w.DType(), err)
 		}
-		defer b.dev.Alloc.Put(tmp) // stream-ordered: later users of the block queue after this product
-		if err := b.launch1("convert", a.Numel(), tmp.Ptr, dtypeCode(w.DType()), ap, 0, int64(a.Numel())); err != nil {
+		b.dev.nextWrites = &span{tmp.Ptr, int64(a.Numel()) * 2}
+		if err := b.launch1("convert", a.Numel(), tmp.Ptr, dt, ap, 0, int64(a.Numel())); err != nil {
+			b.dev.nextWrites = nil
+			b.dev.Alloc.Put(tmp)
 			return err
 		}
+		b.dev.convDrop() // the block of the previous conversion goes back (stream-ordered)
+		b.dev.conv = convCache{src: ap, bytes: a.Bytes(), dt: dt, blk: tmp}
 		aOperand = tmp.Ptr
 	}
+	defer b.dev.wrote(op0, out.Bytes()) // the product writes out
 	key := gemmKey{m: n, n: m, k: k, opA: opN, opB: opN, lda: n, ldb: k, ldc: n, typeAB: typeAB, workspaceB: gemmWorkspace}
 	if transB {
 		key.opA, key.lda = opT, k
@@ -126,6 +136,7 @@ func (b *Backend) GemmRate(m, n, k, iters int) (float64, error) {
 	key := gemmKey{m: n, n: m, k: k, opA: opT, opB: opN, lda: k, ldb: k, ldc: n, typeAB: cudaR16BF, workspaceB: gemmWorkspace}
 	run := func() error {
 		defer b.lock()()
+		b.dev.wrote(out.Data().(*Block).Ptr, out.Bytes())
 		return b.blas.matmul(b.dev, key, w.Data().(*Block).Ptr, a.Data().(*Block).Ptr, out.Data().(*Block).Ptr, 1, 0, b.ws.Ptr)
 	}
 	for i := 0; i < 3; i++ {

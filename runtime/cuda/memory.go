@@ -57,6 +57,7 @@ func (b *Backend) AllocUninit(dtype tensor.DType, shape ...int) (*tensor.Tensor,
 		return nil, err
 	}
 	if b.PoisonUninit && t.Bytes() > 0 {
+		b.dev.wrote(t.Data().(*Block).Ptr, t.Bytes())
 		if err := b.dev.drv.call("cuMemsetD8Async", t.Data().(*Block).Ptr, 0xff, uintptr(t.Bytes()), b.dev.stream); err != nil {
 			b.freeLocked(t)
 			return nil, fmt.Errorf("cuda: alloc %v: %w", t, err)

@@ -143,7 +143,8 @@ func (b *Backend) qcheck(op string, w *tensor.QTensor) (*qdev, error) {
 func (b *Backend) dequant(q *qdev, dst uintptr, dt tensor.DType) error {
 	h := &q.h
 	n := h.Rows * h.Cols
-	if dt == tensor.BF16 && n%16 == 0 && dst%16 == 0 { // the vectorized kernels (16 elements a thread)
+	b.dev.nextWrites = &span{dst, int64(n * dt.Size())} // a workspace: keeps Gemm's conversion cache (conv.go)
+	if dt == tensor.BF16 && n%16 == 0 && dst%16 == 0 {  // the vectorized kernels (16 elements a thread)
 		if h.Format.Is4Bit() && h.BlockSize%16 == 0 && q.packed%8 == 0 {
 			return b.launch1("dequant4_bf16", n/16, dst, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset,
 				max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round), int64(n))
