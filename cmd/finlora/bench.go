@@ -195,7 +195,7 @@ func runBench(args []string) error {
 		}
 	}
 	if *decode > 0 && cb != nil {
-		if err := benchDecode(m, cb, baseName, modelBytes, embedBytes, *decode); err != nil {
+		if err := benchDecode(m, cb, baseName, modelBytes, embedBytes, *decode, *profile); err != nil {
 			return err
 		}
 	}

@@ -105,7 +105,7 @@ func benchQuantize(src *benchSource, name, format string) (*tensor.QuantHost, er
 // with 8 and with 8+n new tokens; the difference over n is the time per decoded token. The limit is
 // the bytes every token must read (the model's device bytes less the embedding table, of which a
 // token reads one row) over the measured copy rate.
-func benchDecode(m *model.Model, cb *cuda.Backend, base string, modelBytes, embedBytes int64, n int) error {
+func benchDecode(m *model.Model, cb *cuda.Backend, base string, modelBytes, embedBytes int64, n int, profile bool) error {
 	prompt := make([]int, 16)
 	for i := range prompt {
 		prompt[i] = 1000 + 37*i
@@ -148,6 +148,29 @@ func benchDecode(m *model.Model, cb *cuda.Backend, base string, modelBytes, embe
 	fmt.Printf("  bytes read per token %.3f GB (model %.3f GB less embeddings %.3f GB); measured copy rate %.0f GB/s (read+write, 1 GiB dtod)\n",
 		float64(read)/1e9, float64(modelBytes)/1e9, float64(embedBytes)/1e9, rate)
 	fmt.Printf("  bandwidth limit %.3f ms/token (%.0f tokens/s): %.1f%% of the limit\n", 1e3*limit, 1/limit, 100*limit/s)
+	if profile { // device time per kernel of one decode of n tokens (after the 8-token baseline)
+		cb.StartProfile()
+		if _, _, err := timeGen(8 + n); err != nil {
+			cb.StopProfile()
+			return err
+		}
+		prof, err := cb.StopProfile()
+		if err != nil {
+			return err
+		}
+		var total float64
+		for _, e := range prof {
+			total += e.Ms
+		}
+		fmt.Printf("  profile of one decode of 8+%d tokens: %.1f ms of device time (%.3f ms per token if all decode), wall %.1f ms\n",
+			n, total, total/float64(8+n), 1e3*s*float64(8+n))
+		for i, e := range prof {
+			if i == 12 {
+				break
+			}
+			fmt.Printf("    %-48s %6d calls %8.2f ms\n", e.Name, e.Calls, e.Ms)
+		}
+	}
 	fmt.Printf("%-10s %-10s %12s %12s %14s\n", "decode", "base", "ms/token", "tokens/s", "% of BW limit")
 	fmt.Printf("%-10s %-10s %12.3f %12.1f %13.1f%%\n", "finlora", base, 1e3*s, 1/s, 100*limit/s)
 	return nil
