@@ -7,7 +7,10 @@
 # (scripts/build-gpu-bins.sh does all four and gzips them into bin/gz), then run this through the
 # device tool with carry [bin/gz]. Logs go to $OUT (or ./out); a summary
 # table is printed last. Extra steps: GPU_CHECK_BENCH="args" runs `finlora bench args` and
-# scripts/bench_peft.py with the same shape.
+# scripts/bench_peft.py with the same shape; GPU_CHECK_DECODE=N adds `-decode N` to finlora bench;
+# GPU_CHECK_QUANT="nf4 int8" runs `finlora bench args -quant q` for each (QLoRA; PEFT's side
+# needs bitsandbytes, absent there). The train device tests run with FINLORA_POISON_UNINIT=1
+# (uninitialised activations are NaN: a read before a write fails the parity checks).
 set -u
 OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
@@ -31,18 +34,21 @@ T="-test.v -test.count=1 -test.timeout=${GPU_CHECK_TIMEOUT:-240s}"
 step "finlora doctor -compile" doctor.log . "$BIN/finlora" doctor -compile
 step "cuda tests" cuda.log runtime/cuda "$BIN/cuda.test" $T
 step "model device parity" model.log runtime/model "$BIN/model.test" $T -test.run Device
-step "train device parity" train.log runtime/train "$BIN/train.test" $T -test.run Device
+step "train device parity" train.log runtime/train env FINLORA_POISON_UNINIT=1 "$BIN/train.test" $T -test.run Device
 step "generate device parity" generate.log runtime/generate "$BIN/generate.test" $T -test.run Device
 if [ -n "${GPU_CHECK_BENCH:-}" ]; then
-	step "finlora bench" bench.log . "$BIN/finlora" bench $GPU_CHECK_BENCH
-	step "peft bench" peft.log . python3 scripts/bench_peft.py $GPU_CHECK_BENCH
+	step "finlora bench" bench.log . "$BIN/finlora" bench $GPU_CHECK_BENCH ${GPU_CHECK_DECODE:+-decode $GPU_CHECK_DECODE}
+	step "peft bench" peft.log . env PYTHONUNBUFFERED=1 python3 scripts/bench_peft.py $GPU_CHECK_BENCH
+	for q in ${GPU_CHECK_QUANT:-}; do
+		step "finlora bench -quant $q" bench-$q.log . "$BIN/finlora" bench $GPU_CHECK_BENCH -gemm 0 -quant $q ${GPU_CHECK_DECODE:+-decode $GPU_CHECK_DECODE}
+	done
 fi
 if [ -n "${GPU_CHECK_BENCH_SIMPLE:-}" ]; then # the same bench with the simple attention kernels
 	step "finlora bench (simple attention)" bench-simple.log . env FINLORA_ATTN=simple "$BIN/finlora" bench $GPU_CHECK_BENCH_SIMPLE
 fi
 rm -rf "$OUT/cache"
 echo "==== tails"
-for f in doctor cuda model train generate bench bench-simple peft; do
+for f in doctor cuda model train generate bench bench-simple peft bench-nf4 bench-fp4 bench-int8; do
 	[ -f "$OUT/$f.log" ] || continue
 	echo "---- $f.log"
 	grep -a -E -- '^(--- FAIL|FAIL|panic|ok|PASS)|Error|error|GiB|MFU|TFLOP|group|finlora  |peft  |equal|adapter_end|vs transformers' "$OUT/$f.log" | grep -v -- '--- PASS' | tail -30
@@ -50,3 +56,7 @@ done
 echo "==== summary"
 cat "$OUT/nvidia-smi.txt"
 printf '%s\n' "${SUMMARY[@]}"
+if [ -n "${GPU_CHECK_BENCH:-}" ]; then
+	echo "==== table (GEMM rate, training rows, decode rows)"
+	cat "$OUT"/bench*.log "$OUT"/peft.log 2>/dev/null | grep -a -E '^measured bf16 GEMM|^(finlora|peft) +(bf16|nf4|fp4|int8|true|false)|^decode \(batch|^  (bytes read|bandwidth limit)'
+fi
