@@ -73,6 +73,11 @@ type Backend struct {
 	// NoConvCache turns off the reuse of Gemm's operand conversions (conv.go; FINLORA_CONV_CACHE=0
 	// at Open), for comparisons.
 	NoConvCache bool
+	// HoldDequant lets HoldDequantized keep dequantized weight copies (FINLORA_HOLD_DEQUANT=1 at
+	// Open; quantized.go). dqHold is the current hold, dqHeld the copies.
+	HoldDequant bool
+	dqHold      bool
+	dqHeld      []heldDequant
 
 	prof *profiler // non-nil while StartProfile runs
 }
@@ -115,6 +120,7 @@ func Open(index int) (*Backend, error) {
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"
+	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") == "1"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

@@ -115,6 +115,15 @@ func (b *Backend) QuantFree(w *tensor.QTensor) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	kept := b.dqHeld[:0]
+	for _, e := range b.dqHeld { // its held dequantized copy goes too
+		if e.q == q {
+			b.dev.Alloc.Put(e.blk)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	b.dqHeld = kept
 	for _, blk := range q.blocks {
 		b.dev.Alloc.Put(blk)
 	}
@@ -195,13 +204,20 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 		return err
 	}
 	dt := q.h.Round
-	tmp, err := b.dev.Alloc.Get(int64(q.h.Rows*q.h.Cols*dt.Size()), Workspace)
-	if err != nil {
-		return fmt.Errorf("cuda: quant matmul %v: %w", w, err)
-	}
-	defer b.dev.Alloc.Put(tmp) // stream-ordered: the product below is queued before any reuse
-	if err := b.dequant(q, tmp.Ptr, dt); err != nil {
-		return err
+	tmp := b.heldDequant(q, dt)
+	if tmp == nil {
+		if tmp, err = b.dev.Alloc.Get(int64(q.h.Rows*q.h.Cols*dt.Size()), Workspace); err != nil {
+			return fmt.Errorf("cuda: quant matmul %v: %w", w, err)
+		}
+		if err := b.dequant(q, tmp.Ptr, dt); err != nil {
+			b.dev.Alloc.Put(tmp)
+			return err
+		}
+		if b.dqHold {
+			b.dqHeld = append(b.dqHeld, heldDequant{q: q, dt: dt, blk: tmp})
+		} else {
+			defer b.dev.Alloc.Put(tmp) // stream-ordered: the product below is queued before any reuse
+		}
 	}
 	dense := tensor.NewTensor(b, dt, []int{q.h.Rows, q.h.Cols}, tmp)
 	return b.gemmLocked(out, x, dense, false, transW, alpha, beta)
@@ -249,4 +265,37 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		return false, nil
 	}
 	return true, b.k.launch("gemv8", grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.int8, q.scb, dtypeCode(h.Round))
+}
+
+// heldDequant is a dense copy of a quantized weight kept while HoldDequantized is on.
+type heldDequant struct {
+	q   *qdev
+	dt  tensor.DType
+	blk *Block
+}
+
+// HoldDequantized (train's dequantHolder) keeps, while on, the dense copy QuantMatMul
+// dequantizes each weight into, so later products with the same weight skip the dequantization
+// (quantized weights are frozen: the copies never go stale); turning it off releases them. It
+// takes effect only with HoldDequant set (FINLORA_HOLD_DEQUANT=1 at Open): written after this
+// session's last GPU call and not yet measured, so off by default.
+func (b *Backend) HoldDequantized(on bool) {
+	defer b.lock()()
+	b.dqHold = on && b.HoldDequant
+	if !b.dqHold {
+		for _, e := range b.dqHeld {
+			b.dev.Alloc.Put(e.blk)
+		}
+		b.dqHeld = nil
+	}
+}
+
+// heldDequant returns the held copy of q in dtype dt, or nil. The caller holds the lock.
+func (b *Backend) heldDequant(q *qdev, dt tensor.DType) *Block {
+	for _, e := range b.dqHeld {
+		if e.q == q && e.dt == dt {
+			return e.blk
+		}
+	}
+	return nil
 }

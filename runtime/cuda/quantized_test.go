@@ -160,3 +160,68 @@ func TestQuantGEMV(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldDequantized: while held (FINLORA_HOLD_DEQUANT's HoldDequant set), a second product with
+// the same quantized weight dequantizes nothing and gives the same result; releasing and freeing
+// return the copies. Written after the session's last GPU call: not yet run on a GPU.
+func TestHoldDequantized(t *testing.T) {
+	p := newPair(t)
+	defer p.free()
+	be := p.g.(*Backend)
+	saved := be.HoldDequant
+	be.HoldDequant = true
+	defer func() { be.HoldDequant = saved; be.HoldDequantized(false) }()
+	h := quantHosts(t, 256, 512, 5)["nf4/bs64/dq=true/bfloat16"]
+	if h == nil {
+		t.Fatal("no nf4 bf16 host in quantHosts")
+	}
+	wg, err := be.QuantFromHost(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wg.Free()
+	xg, _ := p.rand(tensor.F32, 1, 70, 512)
+	o1, _ := p.zeros(70, 256)
+	o2, _ := p.zeros(70, 256)
+	dequants := func(out *tensor.Tensor) int {
+		be.StartProfile()
+		if err := be.QuantMatMul(out, xg, wg, true, 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		prof, err := be.StopProfile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range prof {
+			if strings.HasPrefix(e.Name, "dequant") {
+				n += e.Calls
+			}
+		}
+		return n
+	}
+	be.HoldDequantized(true)
+	if n := dequants(o1); n != 1 {
+		t.Errorf("first product: %d dequantizations, want 1", n)
+	}
+	if n := dequants(o2); n != 0 {
+		t.Errorf("second product while held: %d dequantizations, want 0", n)
+	}
+	v1, err := be.ToFloat32(o1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := be.ToFloat32(o2)
+	for i := range v1 {
+		if v1[i] != v2[i] || v1[i] != v1[i] {
+			t.Fatalf("element %d: %g from the fresh copy, %g from the held one", i, v1[i], v2[i])
+		}
+	}
+	be.HoldDequantized(false)
+	if len(be.dqHeld) != 0 {
+		t.Errorf("%d copies still held after release", len(be.dqHeld))
+	}
+	if n := dequants(o2); n != 1 {
+		t.Errorf("after release: %d dequantizations, want 1", n)
+	}
+}

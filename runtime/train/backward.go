@@ -254,16 +254,27 @@ func (g *graph) run(mb *microBatch, scale float32, backward bool) (float64, erro
 	if err != nil {
 		return 0, err
 	}
+	holder, _ := g.b.(dequantHolder)
 	for l := a.Layers - 1; l >= 0; l-- {
+		hold := false
 		if acts[l] == nil { // recompute this layer's forward (same dropout masks)
+			if hold = holder != nil && g.base.Layers[l].hasPacked(); hold {
+				holder.HoldDequantized(true) // until this layer's backward has read them again
+			}
 			layerArenas[l] = &arena{b: g.b, live: &g.live}
 			var err error
 			if acts[l], err = g.layerForward(layerArenas[l], mb, l, hs[l], nil); err != nil {
+				if hold {
+					holder.HoldDequantized(false)
+				}
 				return 0, err
 			}
 		}
 		bwd := &arena{b: g.b, live: &g.live}
 		err := g.layerBackward(bwd, mb, l, hs[l], acts[l], dh, dIn)
+		if hold {
+			holder.HoldDequantized(false)
+		}
 		bwd.free()
 		layerArenas[l].free()
 		acts[l] = nil
@@ -357,4 +368,23 @@ func (g *graph) head(keep *arena, mb *microBatch, hn *tensor.Tensor, scale float
 		sum += float64(v)
 	}
 	return sum, nil
+}
+
+// dequantHolder is implemented by backends that can keep the dense copies they dequantize
+// quantized weights into (runtime/cuda's HoldDequantized): with gradient checkpointing, a layer's
+// recomputed forward and its backward read the same frozen weights back to back, so the trainer
+// holds the copies from the one through the other (one layer's bf16 weights of extra memory) and
+// releases them before the next layer.
+type dequantHolder interface {
+	HoldDequantized(on bool)
+}
+
+// hasPacked reports whether any linear weight of the layer is quantized (packed).
+func (ly *Layer) hasPacked() bool {
+	for _, p := range ly.Packed {
+		if p != nil {
+			return true
+		}
+	}
+	return false
 }

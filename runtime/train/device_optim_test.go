@@ -174,3 +174,46 @@ func TestDeviceOptimizerPath(t *testing.T) {
 		}
 	}
 }
+
+// holdBackend records the trainer's HoldDequantized calls (train's dequantHolder).
+type holdBackend struct {
+	*cpu.Backend
+	calls []bool
+}
+
+func (h *holdBackend) HoldDequantized(on bool) { h.calls = append(h.calls, on) }
+
+// With gradient checkpointing on a quantized base, the trainer holds dequantized copies from each
+// layer's recomputed forward through its backward: one on/off pair per layer and micro-batch, ending
+// off; gradients equal those without the hint. Dense bases never ask.
+func TestHoldDequantizedPairs(t *testing.T) {
+	hb := &holdBackend{Backend: cpu.New(0)}
+	base := quantBase(t, hb, "nf4")
+	a := startAdapter(t, fixtures[0], 0)
+	rows := rows4(t)
+	_, g1, err := Gradients(base, a, rows, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 2 * base.Arch.Layers
+	if len(hb.calls) != want {
+		t.Fatalf("%d HoldDequantized calls, want %d (%v)", len(hb.calls), want, hb.calls)
+	}
+	for i, on := range hb.calls {
+		if on != (i%2 == 0) {
+			t.Fatalf("call %d is %v: calls do not alternate on/off (%v)", i, on, hb.calls)
+		}
+	}
+	_, g2, err := Gradients(base, a, rows, false) // no recompute: no hint, same gradients
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hb.calls) != want {
+		t.Errorf("without recompute the trainer asked %d more times", len(hb.calls)-want)
+	}
+	for n, g := range g1 {
+		if e := relErr(g, g2[n]); e > 1e-5 {
+			t.Errorf("%s: recompute changes the gradient by %g", n, e)
+		}
+	}
+}
