@@ -67,6 +67,10 @@ type Backend struct {
 	// NoQuantGEMV makes QuantMatMul always dequantize then GEMM, never the decode GEMVs of
 	// kernels/quant.cu (set from FINLORA_QUANT_GEMV=0 at Open; for tests and comparisons).
 	NoQuantGEMV bool
+	// FastQuantGEMV selects gemv4f for 4-bit decode (FINLORA_QUANT_GEMV=fast at Open): float32
+	// weights (no rounding to the checkpoint dtype), one lookup and FMA per weight, loads issued
+	// ahead. Not yet run on a GPU.
+	FastQuantGEMV bool
 	// PoisonUninit fills AllocUninit's tensors with NaN bytes (FINLORA_POISON_UNINIT=1 at Open):
 	// a check that no caller reads them before writing them.
 	PoisonUninit bool
@@ -118,6 +122,7 @@ func Open(index int) (*Backend, error) {
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
+	b.FastQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "fast"
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"
 	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") == "1"

@@ -229,7 +229,8 @@ const gemvMaxRows = 4
 // gemv runs out = alpha·x·Wᵀ + beta·out with the decode kernels of kernels/quant.cu (reading the
 // packed codes directly) when they apply: x·Wᵀ, at most gemvMaxRows rows of F32 x, K a multiple of
 // 32 (NF4/FP4, block size ≥ 32) or 16 (int8), 16-byte aligned operands. It reports whether it ran;
-// otherwise the caller takes the dequantize-then-GEMM path. FINLORA_QUANT_GEMV=0 turns it off.
+// otherwise the caller takes the dequantize-then-GEMM path. FINLORA_QUANT_GEMV=0 turns it off;
+// FINLORA_QUANT_GEMV=fast selects gemv4f for 4-bit weights (FastQuantGEMV).
 func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta float32) (bool, error) {
 	h := &q.h
 	if !transW || b.NoQuantGEMV || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
@@ -258,7 +259,11 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		if h.Cols%32 != 0 || h.BlockSize < 32 || q.packed%16 != 0 {
 			return false, nil
 		}
-		return true, b.k.launch("gemv4", grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.packed, q.absmax, q.codes,
+		name := "gemv4"
+		if b.FastQuantGEMV {
+			name = "gemv4f" // float32 weights, not rounded to the checkpoint dtype (kernels/quant.cu)
+		}
+		return true, b.k.launch(name, grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.packed, q.absmax, q.codes,
 			q.nabs, q.nmap, h.NestedOffset, max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round))
 	}
 	if h.Cols%16 != 0 || q.int8%16 != 0 {

@@ -192,3 +192,74 @@ extern "C" __global__ void dequant8_bf16(u16* out, const signed char* q, const f
         dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
     }
 }
+
+// gemv4f: gemv4 with the weights in float32 (codebook·absmax, not rounded to the checkpoint's
+// dtype as the dequant kernels do): per 32-weight chunk s = Σ x·codebook[nibble], then
+// acc += absmax·s — one lookup and one FMA per weight instead of ~12 instructions — and the loads
+// of 4 chunks (codes, absmax chain) issued before any is used. Differs from gemv4 by the bf16
+// rounding of each weight (relative 2^-9). Written after the session's last GPU call: selected by
+// FINLORA_QUANT_GEMV=fast only, not yet run on a GPU.
+extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+                                  const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs,
+                                  const float* nmap, float noff, int nbs, const float* codebook, int bs, int round_dt) {
+    __shared__ float cb[16];
+    if (threadIdx.x < 16) cb[threadIdx.x] = codebook[threadIdx.x];
+    __syncthreads();
+    int n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (n >= N) return;
+    float acc[GEMV_M] = {0.f, 0.f, 0.f, 0.f};
+    const uint4* row = (const uint4*)(packed + (i64)n * (K / 2));
+    int nch = K / 32;
+    for (int c0 = lane; c0 < nch; c0 += 128) {
+        uint4 pk[4];
+        float am[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int c = c0 + 32 * u;
+            pk[u] = make_uint4(0u, 0u, 0u, 0u);
+            am[u] = 0.f;
+            if (c < nch) {
+                pk[u] = row[c];
+                i64 blk = ((i64)n * K + (i64)c * 32) / bs;
+                am[u] = absmax ? absmax[blk] : __fadd_rn(__fmul_rn(nmap[codes[blk]], nabs[blk / nbs]), noff);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int c = c0 + 32 * u;
+            if (c >= nch) break;
+            u32 words[4] = {pk[u].x, pk[u].y, pk[u].z, pk[u].w};
+#pragma unroll
+            for (int r = 0; r < GEMV_M; r++) {
+                if (r >= m) break;
+                const float4* xv = (const float4*)(x + (i64)r * K + (i64)c * 32);
+                float s = 0.f;
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    float4 a = __ldg(xv + 2 * i), b2 = __ldg(xv + 2 * i + 1);
+                    u32 w = words[i];
+                    // byte j of w holds elements 2j (high nibble) and 2j+1 (low nibble)
+                    s = fmaf(a.x, cb[(w >> 4) & 15u], s);
+                    s = fmaf(a.y, cb[w & 15u], s);
+                    s = fmaf(a.z, cb[(w >> 12) & 15u], s);
+                    s = fmaf(a.w, cb[(w >> 8) & 15u], s);
+                    s = fmaf(b2.x, cb[(w >> 20) & 15u], s);
+                    s = fmaf(b2.y, cb[(w >> 16) & 15u], s);
+                    s = fmaf(b2.z, cb[(w >> 28) & 15u], s);
+                    s = fmaf(b2.w, cb[(w >> 24) & 15u], s);
+                }
+                acc[r] = fmaf(am[u], s, acc[r]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < GEMV_M; r++) {
+        if (r >= m) break;
+        float s = warp_sum(acc[r]);
+        if (lane == 0) {
+            float* o = out + (i64)r * N + n;
+            *o = beta == 0.f ? alpha * s : alpha * s + beta * *o;
+        }
+    }
+}
