@@ -77,7 +77,21 @@ func runDemo(args []string) error {
 	defer stop()
 	start := time.Now()
 
-	// 1. The model.
+	// 1. The model. A Gemma 3 GGUF file given with --model runs through runtime/experiment, as the
+	// runtime cell API holds Llama-family models only (demo_gemma3.go).
+	if p := demoGemma3Path(*modelPath); p != "" {
+		d := demoPretrained
+		if *steps > 0 {
+			d.steps = *steps
+		}
+		if *limit > 0 {
+			d.limit = *limit
+		}
+		if *lr > 0 {
+			d.lr = *lr
+		}
+		return runDemoGemma3(ctx, p, dir, *out, d, *seed, start)
+	}
 	var lm *runtime.LoadedModel
 	var err error
 	if *modelPath == "" {
@@ -88,6 +102,9 @@ func runDemo(args []string) error {
 		}
 		for _, s := range choice.Skipped {
 			fmt.Printf("(skipped %s)\n", s)
+			if strings.Contains(s, "gemma3") {
+				fmt.Println("(Gemma 3 runs with --model PATH.gguf, or in `finlora experiment`)")
+			}
 		}
 	} else if lm, err = runtime.OpenModelFile(ctx, *modelPath, runtime.ModelOptions{}); err != nil {
 		return err

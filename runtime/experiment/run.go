@@ -354,6 +354,9 @@ func (o Options) Command() string {
 	if o.Steps > 0 {
 		s += fmt.Sprintf(" -steps %d", o.Steps)
 	}
+	if t := strings.Join(o.Targets, ","); t != "q_proj,k_proj,v_proj" {
+		s += " -targets " + t
+	}
 	if o.Device != "" {
 		s += " -device " + o.Device
 	}

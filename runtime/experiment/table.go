@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// Table is the experiment's result table: one row per task with the base model's and each
+// Table is the experiment's result table: one row per task with the accuracy of always answering
+// the most frequent label of the evaluated rows (the majority baseline), the base model's and each
 // adapter's accuracy and weighted F1 (FinLoRA's metrics, in %), then rows for the training time
 // and the training memory of each adapter.
 type Table struct {
@@ -16,15 +17,16 @@ type Table struct {
 
 // Table builds the result table from what has run so far (missing results show as "–").
 func (e *Experiment) Table() *Table {
-	t := &Table{Header: []string{"task", "n", "base acc", "base F1"}}
+	t := &Table{Header: []string{"task", "n", "majority acc", "base acc", "base F1"}}
 	for _, a := range e.Adapters {
 		t.Header = append(t.Header, fmt.Sprintf("r=%d acc", a.Rank), fmt.Sprintf("r=%d F1", a.Rank))
 	}
 	pct := func(v float64) string { return fmt.Sprintf("%.1f", 100*v) }
 	for _, task := range e.Options.Tasks {
-		row := []string{task, fmt.Sprint(len(e.Splits.Eval[task])), "–", "–"}
+		_, share := MajorityLabel(e.Splits.Eval[task])
+		row := []string{task, fmt.Sprint(len(e.Splits.Eval[task])), pct(share), "–", "–"}
 		if s, ok := e.Base[task]; ok {
-			row[2], row[3] = pct(s.Accuracy), pct(s.F1)
+			row[3], row[4] = pct(s.Accuracy), pct(s.F1)
 		}
 		for _, a := range e.Adapters {
 			if s, ok := a.Results[task]; ok {
@@ -35,8 +37,8 @@ func (e *Experiment) Table() *Table {
 		}
 		t.Rows = append(t.Rows, row)
 	}
-	timeRow := []string{"training time", fmt.Sprint(len(e.Splits.Train)), "", ""}
-	memRow := []string{"training memory", "", "", ""}
+	timeRow := []string{"training time", fmt.Sprint(len(e.Splits.Train)), "", "", ""}
+	memRow := []string{"training memory", "", "", "", ""}
 	for _, a := range e.Adapters {
 		timeRow = append(timeRow, fmt.Sprintf("%.0f s (%d steps)", a.TrainTime.Seconds(), a.Steps), "")
 		memRow = append(memRow, humanBytes(a.Memory.Total())+fmt.Sprintf(" (act. %s)", humanBytes(a.Memory.Activations)), "")
@@ -105,4 +107,21 @@ func (t *Table) HTML() string {
 	}
 	sb.WriteString("</table>")
 	return sb.String()
+}
+
+// MajorityLabel returns the most frequent target (lower-cased) of rows and its share.
+func MajorityLabel(rows []Row) (string, float64) {
+	count := map[string]int{}
+	best := ""
+	for _, r := range rows {
+		l := strings.ToLower(r.Target)
+		count[l]++
+		if count[l] > count[best] || (count[l] == count[best] && l < best) {
+			best = l
+		}
+	}
+	if len(rows) == 0 {
+		return "", 0
+	}
+	return best, float64(count[best]) / float64(len(rows))
 }

@@ -15,6 +15,7 @@ func init() {
 		"FindDataDir":      reflect.ValueOf(experiment.FindDataDir),
 		"InputText":        reflect.ValueOf(experiment.InputText),
 		"LoadBackbone":     reflect.ValueOf(experiment.LoadBackbone),
+		"MajorityLabel":    reflect.ValueOf(experiment.MajorityLabel),
 		"MakeSplits":       reflect.ValueOf(experiment.MakeSplits),
 		"New":              reflect.ValueOf(experiment.New),
 		"ReadRows":         reflect.ValueOf(experiment.ReadRows),
