@@ -67,10 +67,13 @@ type Backend struct {
 	// NoQuantGEMV makes QuantMatMul always dequantize then GEMM, never the decode GEMVs of
 	// kernels/quant.cu (set from FINLORA_QUANT_GEMV=0 at Open; for tests and comparisons).
 	NoQuantGEMV bool
-	// FastQuantGEMV selects gemv4f for 4-bit decode (FINLORA_QUANT_GEMV=fast at Open): float32
-	// weights (no rounding to the checkpoint dtype), one lookup and FMA per weight, loads issued
-	// ahead. Not yet run on a GPU.
-	FastQuantGEMV bool
+	// GEMV4 names the 4-bit decode kernel of kernels/quant.cu (FINLORA_QUANT_GEMV at Open):
+	// "" or "gemv4v" (default: GV_ROWS rows per block sharing x, K split across the block,
+	// float32 codebook·absmax weights, shared-memory codebook), "gemv4h" (gemv4v with half the
+	// lookups by byte permutes of a bf16 codebook; FINLORA_QUANT_GEMV=hybrid), "gemv4f" (one warp
+	// per row, float32 weights; =fast) or "gemv4" (one warp per row, weights rounded to the
+	// checkpoint dtype exactly as the dequantization does; =exact).
+	GEMV4 string
 	// PoisonUninit fills AllocUninit's tensors with NaN bytes (FINLORA_POISON_UNINIT=1 at Open):
 	// a check that no caller reads them before writing them.
 	PoisonUninit bool
@@ -122,7 +125,7 @@ func Open(index int) (*Backend, error) {
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
-	b.FastQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "fast"
+	b.GEMV4 = map[string]string{"fast": "gemv4f", "exact": "gemv4", "hybrid": "gemv4h"}[os.Getenv("FINLORA_QUANT_GEMV")]
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"
 	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") == "1"

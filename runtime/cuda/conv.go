@@ -39,6 +39,7 @@ func (d *Device) convDrop() {
 
 // wrote drops the cached conversion when [p, p+n) overlaps its source.
 func (d *Device) wrote(p uintptr, n int64) {
+	d.posDropWrite(p, n)
 	c := &d.conv
 	if c.blk != nil && p < c.src+uintptr(c.bytes) && p+uintptr(n) > c.src {
 		d.convDrop()

@@ -20,6 +20,7 @@ type Device struct {
 
 	conv       convCache // Gemm's last operand conversion (conv.go)
 	nextWrites *span     // the only range the next kernel launch writes, when declared (conv.go)
+	pos        posValid  // the last position tensor Rope found valid (posvalid.go)
 }
 
 var (

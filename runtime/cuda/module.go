@@ -233,7 +233,8 @@ func (k *kernels) launch(name string, grid, block dim3, shmem int, args ...any) 
 }
 
 func (k *kernels) launchNow(name string, grid, block dim3, shmem int, args ...any) error {
-	k.d.launched() // the Gemm conversion cache (conv.go)
+	k.d.launched()        // the Gemm conversion cache (conv.go)
+	k.d.posDropArgs(args) // Rope's validated positions (posvalid.go)
 	f, err := k.function(name)
 	if err != nil {
 		return err

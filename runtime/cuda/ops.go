@@ -150,10 +150,18 @@ func (b *Backend) Rope(x, pos, cos, sin *tensor.Tensor) error {
 		return fmt.Errorf("cuda: rope: x %v (want [B T H D], D even), pos %v (want [B T]), cos %v, sin %v (want [P D/2]): %w",
 			x, pos, cos, sin, tensor.ErrShape)
 	}
+	rows, h, d := x.Dim(0)*x.Dim(1), x.Dim(2), x.Dim(3)
+	pblk, xblk := pos.Data().(*Block), x.Data().(*Block)
+	disjoint := xp+uintptr(xblk.Bytes) <= pblk.Ptr || pblk.Ptr+uintptr(pblk.Bytes) <= xp
+	if disjoint && b.dev.posChecked(pblk, cos.Dim(0)) { // checked and unwritten since (posvalid.go): no wait
+		keep := b.dev.pos
+		err := b.launch1("rope", rows*h*d/2, xp, pp, cp, sp, b.flag.Ptr, int64(rows), h, d, cos.Dim(0))
+		b.dev.pos = keep // rope writes only x
+		return err
+	}
 	if err := b.clearFlag(); err != nil {
 		return err
 	}
-	rows, h, d := x.Dim(0)*x.Dim(1), x.Dim(2), x.Dim(3)
 	if err := b.launch1("rope", rows*h*d/2, xp, pp, cp, sp, b.flag.Ptr, int64(rows), h, d, cos.Dim(0)); err != nil {
 		return err
 	}
@@ -161,6 +169,9 @@ func (b *Backend) Rope(x, pos, cos, sin *tensor.Tensor) error {
 		return err
 	} else if bad {
 		return fmt.Errorf("cuda: rope: a position in %v is outside the table of %d: %w", pos, cos.Dim(0), tensor.ErrShape)
+	}
+	if disjoint {
+		b.dev.pos = posValid{lo: pblk.Ptr, hi: pblk.Ptr + uintptr(pblk.Bytes), p: cos.Dim(0)}
 	}
 	return nil
 }

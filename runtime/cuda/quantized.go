@@ -226,11 +226,15 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 // gemvMaxRows is the most rows of x the decode GEMVs take (GEMV_M in kernels/quant.cu).
 const gemvMaxRows = 4
 
+// gv4Rows and gv4Threads are GV_ROWS and GV_THREADS of kernels/quant.cu: the output rows of one
+// block of gemv4v/gemv4h and its threads.
+const gv4Rows, gv4Threads = 4, 128
+
 // gemv runs out = alpha·x·Wᵀ + beta·out with the decode kernels of kernels/quant.cu (reading the
 // packed codes directly) when they apply: x·Wᵀ, at most gemvMaxRows rows of F32 x, K a multiple of
 // 32 (NF4/FP4, block size ≥ 32) or 16 (int8), 16-byte aligned operands. It reports whether it ran;
 // otherwise the caller takes the dequantize-then-GEMM path. FINLORA_QUANT_GEMV=0 turns it off;
-// FINLORA_QUANT_GEMV=fast selects gemv4f for 4-bit weights (FastQuantGEMV).
+// Backend.GEMV4 picks the 4-bit kernel (gemv4v by default).
 func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta float32) (bool, error) {
 	h := &q.h
 	if !transW || b.NoQuantGEMV || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
@@ -259,9 +263,19 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		if h.Cols%32 != 0 || h.BlockSize < 32 || q.packed%16 != 0 {
 			return false, nil
 		}
-		name := "gemv4"
-		if b.FastQuantGEMV {
-			name = "gemv4f" // float32 weights, not rounded to the checkpoint dtype (kernels/quant.cu)
+		name := b.GEMV4
+		switch name {
+		case "":
+			name = "gemv4v"
+		case "gemv4", "gemv4f", "gemv4v", "gemv4h":
+		default:
+			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v or gemv4h)", name)
+		}
+		if name == "gemv4v" || name == "gemv4h" { // GV_ROWS rows per block of GV_THREADS threads
+			grid, blk = dim3{x: (h.Rows + gv4Rows - 1) / gv4Rows}, dim3{x: gv4Threads}
+			if m == 1 {
+				name += "_m1" // compiled for one row of x (fewer registers)
+			}
 		}
 		return true, b.k.launch(name, grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.packed, q.absmax, q.codes,
 			q.nabs, q.nmap, h.NestedOffset, max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round))

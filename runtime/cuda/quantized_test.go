@@ -118,66 +118,75 @@ func TestQuantizedConformance(t *testing.T) {
 }
 
 // TestQuantGEMV: the decode kernels (x·Wᵀ for ≤ 4 rows, reading the codes directly) in every
-// layout against the CPU's product on the same exact weights: float32 arithmetic, so the float32
-// bound; the profile proves the GEMV ran rather than the dequantize-then-GEMM path.
-//
-// fast: gemv4f (FINLORA_QUANT_GEMV=fast) keeps the weights in float32 (no rounding to the
-// checkpoint dtype), so against the CPU's rounded weights its bound is bf16's, 3e-3; for weights
-// whose dtype is float32 it is the float32 bound. (gemv4f written after the last GPU call.)
+// layout against the CPU's product on the same exact weights; the profile proves the named GEMV
+// ran rather than the dequantize-then-GEMM path. gemv8 and gemv4 ("exact") use the weights rounded
+// to the checkpoint dtype as the dequantization does, with float32 arithmetic: the float32 bound.
+// gemv4v (the default), gemv4h and gemv4f use codebook·absmax in float32 (gemv4h: half the codes
+// through a bf16-rounded codebook) without that rounding, so against the CPU's rounded weights
+// their bound is bf16's, 3e-3; gemv4v and gemv4f with float32 weights keep the float32 bound.
+// Shapes: 300 rows (not a multiple of gemv4v's 4-row blocks), K = 512 (16 chunks of 32 codes: most
+// of gemv4v's 128 threads idle) and 4160 (130 chunks: a second pass for two threads).
 func TestQuantGEMV(t *testing.T) {
 	p := newPair(t)
 	defer p.free()
 	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
 	be := p.g.(*Backend)
-	savedFast := be.FastQuantGEMV
-	defer func() { be.FastQuantGEMV = savedFast }()
-	for name, h := range quantHosts(t, 300, 512, 9) {
-		for _, mf := range []struct {
-			m    int
-			fast bool
-		}{{1, false}, {4, false}, {1, true}, {4, true}} {
-			m := mf.m
-			if mf.fast && !h.Format.Is4Bit() {
-				continue
+	saved := be.GEMV4
+	defer func() { be.GEMV4 = saved }()
+	for _, k := range []int{512, 4160} {
+		for name, h := range quantHosts(t, 300, k, 9) {
+			for _, mk := range []struct {
+				m      int
+				kernel string
+			}{{1, "gemv4"}, {4, "gemv4"}, {1, "gemv4f"}, {4, "gemv4f"}, {1, ""}, {4, ""}, {1, "gemv4h"}, {3, "gemv4h"}} {
+				m := mk.m
+				if mk.kernel != "gemv4" && !h.Format.Is4Bit() {
+					continue
+				}
+				t.Run(fmt.Sprintf("K%d/%s/m%d/%s", k, name, m, mk.kernel), func(t *testing.T) {
+					be.GEMV4 = mk.kernel
+					tol := 2e-5
+					approx := h.Format.Is4Bit() && mk.kernel != "gemv4"
+					if approx && (mk.kernel == "gemv4h" || h.Round != tensor.F32 && h.Round != tensor.Invalid) {
+						tol = 3e-3
+					}
+					wg, err := gq.QuantFromHost(h)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer wg.Free()
+					wc, _ := cq.QuantFromHost(h)
+					defer wc.Free()
+					pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
+					defer pp.free()
+					xg, xc := pp.rand(tensor.F32, 1, m, k)
+					og, oc := pp.rand(tensor.F32, 1, m, 300)
+					be.StartProfile()
+					err = gq.QuantMatMul(og, xg, wg, true, 1.5, 0.5)
+					prof, perr := be.StopProfile()
+					if err != nil || perr != nil {
+						t.Fatal(err, perr)
+					}
+					want := "gemv8"
+					if h.Format.Is4Bit() {
+						want = map[string]string{"": "gemv4v"}[mk.kernel]
+						if want == "" {
+							want = mk.kernel
+						}
+					}
+					ran := false
+					for _, e := range prof {
+						ran = ran || e.Name == want || e.Name == want+"_m1"
+					}
+					if !ran {
+						t.Errorf("the GEMV kernel %s did not run (profile %v)", want, prof)
+					}
+					if err := cq.QuantMatMul(oc, xc, wc, true, 1.5, 0.5); err != nil {
+						t.Fatal(err)
+					}
+					pp.same("quant gemv", og, oc, tol)
+				})
 			}
-			t.Run(fmt.Sprintf("%s/m%d/fast=%v", name, m, mf.fast), func(t *testing.T) {
-				be.FastQuantGEMV = mf.fast
-				tol := 2e-5
-				if mf.fast && h.Round != tensor.F32 && h.Round != tensor.Invalid {
-					tol = 3e-3
-				}
-				wg, err := gq.QuantFromHost(h)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer wg.Free()
-				wc, _ := cq.QuantFromHost(h)
-				defer wc.Free()
-				pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
-				defer pp.free()
-				xg, xc := pp.rand(tensor.F32, 1, m, 512)
-				og, oc := pp.rand(tensor.F32, 1, m, 300)
-				be.StartProfile()
-				err = gq.QuantMatMul(og, xg, wg, true, 1.5, 0.5)
-				prof, perr := be.StopProfile()
-				if err != nil || perr != nil {
-					t.Fatal(err, perr)
-				}
-				ran, want := false, "gemv"
-				if mf.fast {
-					want = "gemv4f"
-				}
-				for _, e := range prof {
-					ran = ran || strings.HasPrefix(e.Name, want)
-				}
-				if !ran {
-					t.Errorf("the GEMV kernel did not run (profile %v)", prof)
-				}
-				if err := cq.QuantMatMul(oc, xc, wc, true, 1.5, 0.5); err != nil {
-					t.Fatal(err)
-				}
-				pp.same("quant gemv", og, oc, tol)
-			})
 		}
 	}
 }

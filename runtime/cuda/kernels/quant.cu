@@ -263,3 +263,181 @@ extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int 
         }
     }
 }
+
+// gemv4v: the default 4-bit decode GEMV. Each block of GV_THREADS threads owns GV_ROWS consecutive
+// output rows and splits K across its threads: a thread loads one 16-byte chunk (32 codes) of
+// each of the GV_ROWS rows (64 bytes in flight, coalesced across the warp) and the matching 32
+// floats of x once for all GV_ROWS rows; the next chunk's codes are loaded before the current one
+// is used. Per chunk s = Σ x·codebook[nibble] (float32 codebook), acc += absmax·s; the double-quant
+// absmax is nmap[codes[blk]]·nabs[blk/nbs] + noff with nmap staged in shared memory. Partial sums
+// reduce with warp shuffles, then across the block's warps in shared memory. Weights are
+// codebook·absmax in float32 (not rounded to the checkpoint dtype: the bf16 bound, as gemv4f).
+// HYBRID: half of each chunk's codes are looked up with byte permutes (prmt) in bf16-rounded
+// codebook tables held in registers instead of shared-memory loads, to spread the work over the
+// integer pipe and the shared-memory pipe (those weights use the codebook rounded to bf16).
+#define GV_ROWS 4
+#define GV_THREADS 128
+
+// prmt16: for the 4 nibbles in the low 16 bits of q (nibble k selects entry k of a 16-entry byte
+// table t0..t3, t0 holding entries 0-3), returns the 4 looked-up bytes, byte k for nibble k; sel
+// is 0x3210 | ((q & 0x8888) >> 1) (nibble k: k, plus 4 when the entry is ≥ 8).
+__device__ __forceinline__ u32 prmt16(u32 q, u32 sel, u32 t0, u32 t1, u32 t2, u32 t3) {
+    u32 lo = __byte_perm(t0, t1, q), hi = __byte_perm(t2, t3, q);
+    return __byte_perm(lo, hi, sel);
+}
+
+template <bool HYBRID, int M>
+__device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+                                            const unsigned char* packed, const float* absmax, const unsigned char* codes,
+                                            const float* nabs, const float* nmap, float noff, int nbs, const float* codebook, int bs) {
+    __shared__ float cb[16];
+    __shared__ float nm[256];
+    __shared__ float red[M * GV_ROWS][GV_THREADS / 32];
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (tid < 16) cb[tid] = codebook[tid];
+    if (!absmax)
+        for (int i = tid; i < 256; i += GV_THREADS) nm[i] = nmap[i];
+    // bf16 codebook byte tables for the prmt path: hiT = high bytes, loT = low bytes, 4 per word
+    u32 hiT[4] = {0u, 0u, 0u, 0u}, loT[4] = {0u, 0u, 0u, 0u};
+    if (HYBRID) {
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            u32 h = f32_to_bf16(codebook[i]);
+            hiT[i >> 2] |= ((h >> 8) & 255u) << (8 * (i & 3));
+            loT[i >> 2] |= (h & 255u) << (8 * (i & 3));
+        }
+    }
+    __syncthreads();
+    int n0 = blockIdx.x * GV_ROWS;
+    int nch = K >> 5;
+    float acc[M][GV_ROWS];
+#pragma unroll
+    for (int r = 0; r < M; r++)
+#pragma unroll
+        for (int j = 0; j < GV_ROWS; j++) acc[r][j] = 0.f;
+    const char* cbb = (const char*)cb;
+    uint4 pk[GV_ROWS];
+    float am[GV_ROWS];
+    auto load = [&](int c) {
+#pragma unroll
+        for (int j = 0; j < GV_ROWS; j++) {
+            int n = n0 + j;
+            pk[j] = make_uint4(0u, 0u, 0u, 0u);
+            am[j] = 0.f;
+            if (n < N) {
+                pk[j] = __ldg((const uint4*)(packed + (i64)n * (K >> 1)) + c);
+                i64 blk = ((i64)n * K + ((i64)c << 5)) / bs;
+                am[j] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + blk / nbs)), noff);
+            }
+        }
+    };
+    int c = tid;
+    if (c < nch) load(c);
+    for (; c < nch; c += GV_THREADS) {
+        uint4 cur[GV_ROWS];
+        float cam[GV_ROWS];
+#pragma unroll
+        for (int j = 0; j < GV_ROWS; j++) {
+            cur[j] = pk[j];
+            cam[j] = am[j];
+        }
+        if (c + GV_THREADS < nch) load(c + GV_THREADS);
+#pragma unroll
+        for (int r = 0; r < M; r++) {
+            if (r >= m) break;
+            const float4* xv = (const float4*)(x + (i64)r * K + ((i64)c << 5));
+            float4 xs[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++) xs[i] = __ldg(xv + i);
+#pragma unroll
+            for (int j = 0; j < GV_ROWS; j++) {
+                u32 words[4] = {cur[j].x, cur[j].y, cur[j].z, cur[j].w};
+                float s = 0.f;
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    u32 w = words[i];
+                    float4 a = xs[2 * i], b2 = xs[2 * i + 1];
+                    if (HYBRID && (i & 1)) {
+                        // byte b of w: high nibble = element 2b, low nibble = element 2b+1
+                        u32 sel = 0x32103210u | ((w & 0x88888888u) >> 1);
+                        u32 w16 = w >> 16, s16 = sel >> 16;
+                        u32 hA = prmt16(w, sel, hiT[0], hiT[1], hiT[2], hiT[3]);
+                        u32 lA = prmt16(w, sel, loT[0], loT[1], loT[2], loT[3]);
+                        u32 hB = prmt16(w16, s16, hiT[0], hiT[1], hiT[2], hiT[3]);
+                        u32 lB = prmt16(w16, s16, loT[0], loT[1], loT[2], loT[3]);
+                        // byte k of hA/lA is nibble k of w: nibble 0 = element 1, 1 = element 0, 2 = 3, 3 = 2
+                        u32 p01 = __byte_perm(lA, hA, 0x5140), p23 = __byte_perm(lA, hA, 0x7362);
+                        u32 p45 = __byte_perm(lB, hB, 0x5140), p67 = __byte_perm(lB, hB, 0x7362);
+                        s = fmaf(a.x, __uint_as_float(p01 & 0xffff0000u), s);
+                        s = fmaf(a.y, __uint_as_float(p01 << 16), s);
+                        s = fmaf(a.z, __uint_as_float(p23 & 0xffff0000u), s);
+                        s = fmaf(a.w, __uint_as_float(p23 << 16), s);
+                        s = fmaf(b2.x, __uint_as_float(p45 & 0xffff0000u), s);
+                        s = fmaf(b2.y, __uint_as_float(p45 << 16), s);
+                        s = fmaf(b2.z, __uint_as_float(p67 & 0xffff0000u), s);
+                        s = fmaf(b2.w, __uint_as_float(p67 << 16), s);
+                    } else {
+                        // shared-memory lookups with the byte offset (nibble·4) extracted directly
+#define CB(sh) (*(const float*)(cbb + ((sh) >= 0 ? ((w >> (sh)) & 60u) : ((w << 2) & 60u))))
+                        s = fmaf(a.x, CB(2), s);
+                        s = fmaf(a.y, CB(-2), s);
+                        s = fmaf(a.z, CB(10), s);
+                        s = fmaf(a.w, CB(6), s);
+                        s = fmaf(b2.x, CB(18), s);
+                        s = fmaf(b2.y, CB(14), s);
+                        s = fmaf(b2.z, CB(26), s);
+                        s = fmaf(b2.w, CB(22), s);
+#undef CB
+                    }
+                }
+                acc[r][j] = fmaf(cam[j], s, acc[r][j]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < M; r++) {
+        if (r >= m) break;
+#pragma unroll
+        for (int j = 0; j < GV_ROWS; j++) {
+            float v = warp_sum(acc[r][j]);
+            if (lane == 0) red[r * GV_ROWS + j][warp] = v;
+        }
+    }
+    __syncthreads();
+    if (tid < m * GV_ROWS) {
+        int r = tid / GV_ROWS, j = tid % GV_ROWS, n = n0 + j;
+        if (n < N) {
+            float v = 0.f;
+#pragma unroll
+            for (int w = 0; w < GV_THREADS / 32; w++) v += red[tid][w];
+            float* o = out + (i64)r * N + n;
+            *o = beta == 0.f ? alpha * v : alpha * v + beta * *o;
+        }
+    }
+}
+
+// gemv4v: grid ceil(N / GV_ROWS), block GV_THREADS; K % 32 == 0, bs ≥ 32, packed 16-byte aligned,
+// x 16-byte aligned, m ≤ GEMV_M. Arguments as gemv4 (round_dt unused: float32 weights).
+// gemv4v_m1 is the same for m == 1 (decode at batch 1), compiled apart so that its register count
+// is not the m ≤ 4 version's.
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nbs, const float* codebook, int bs, int round_dt) {
+    gemv4v_body<false, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+}
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nbs, const float* codebook, int bs, int round_dt) {
+    gemv4v_body<false, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+}
+// gemv4h: gemv4v with half of the lookups through byte permutes of a bf16-rounded codebook.
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nbs, const float* codebook, int bs, int round_dt) {
+    gemv4v_body<true, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+}
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nbs, const float* codebook, int bs, int round_dt) {
+    gemv4v_body<true, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+}

@@ -1,0 +1,107 @@
+package cuda
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/finlora/finlora/quant"
+	"github.com/finlora/finlora/runtime/tensor"
+)
+
+// TestQuantGEMVSpeed (FINLORA_GEMV_BENCH=1 only; a measurement, not a check) times the 4-bit
+// decode GEMVs on the Llama-3.1-8B shapes (NF4, double quant, block 64, bf16 checkpoint dtype) at
+// m = 1: the median device time of one call over 30 rounds, each round cycling through 3 copies of
+// every weight (more bytes than the L2 holds), and the rate over the bytes a call must read
+// (packed codes and absmax codes; x and the nested absmax are negligible). It prints a per-token
+// estimate: 32 layers of q, k, v, o, gate, up, down.
+func TestQuantGEMVSpeed(t *testing.T) {
+	if os.Getenv("FINLORA_GEMV_BENCH") != "1" {
+		t.Skip("FINLORA_GEMV_BENCH=1 runs it")
+	}
+	b := gpu(t)
+	saved := b.GEMV4
+	defer func() { b.GEMV4 = saved }()
+	type shape struct {
+		name   string
+		n, k   int
+		perTok int // calls per token (32 layers)
+	}
+	shapes := []shape{{"q/o 4096x4096", 4096, 4096, 64}, {"k/v 1024x4096", 1024, 4096, 64}, {"gate/up 14336x4096", 14336, 4096, 64}, {"down 4096x14336", 4096, 14336, 32}}
+	g := rand.New(rand.NewPCG(3, 4))
+	const copies = 3
+	weights := map[string][]*tensor.QTensor{}
+	xs := map[string]*tensor.Tensor{}
+	outs := map[string]*tensor.Tensor{}
+	bytes := map[string]float64{}
+	for _, s := range shapes {
+		w := make([]float32, s.n*s.k)
+		for i := range w {
+			w[i] = float32(g.NormFloat64()) * 0.02
+		}
+		if err := quant.RoundToDType(w, "bfloat16"); err != nil {
+			t.Fatal(err)
+		}
+		q, err := quant.Quantize4(w, []int{s.n, s.k}, quant.Options4{Type: quant.NF4, DoubleQuant: true, DType: "bfloat16"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := q.Host()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes[s.name] = float64(len(h.Packed) + len(h.AbsmaxCodes) + 4*len(h.Absmax))
+		for c := 0; c < copies; c++ {
+			qt, err := b.QuantFromHost(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer qt.Free()
+			weights[s.name] = append(weights[s.name], qt)
+		}
+		xv := make([]float32, s.k)
+		for i := range xv {
+			xv[i] = float32(g.NormFloat64())
+		}
+		xs[s.name], _ = b.FromFloat32(tensor.F32, []int{1, s.k}, xv)
+		outs[s.name], _ = b.Alloc(tensor.F32, 1, s.n)
+		defer xs[s.name].Free()
+		defer outs[s.name].Free()
+	}
+	var lines []string
+	for _, kern := range []string{"gemv4", "gemv4f", "gemv4v", "gemv4h"} {
+		b.GEMV4 = kern
+		tok := 0.0
+		for _, s := range shapes {
+			var per []float64
+			for round := 0; round < 31; round++ {
+				b.StartProfile()
+				for _, w := range weights[s.name] {
+					if err := b.QuantMatMul(outs[s.name], xs[s.name], w, true, 1, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				prof, err := b.StopProfile()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if round == 0 {
+					continue // warm-up: module load
+				}
+				for _, e := range prof {
+					per = append(per, e.Ms/float64(e.Calls))
+				}
+			}
+			sort.Float64s(per)
+			ms := per[len(per)/2]
+			tok += ms * float64(s.perTok)
+			lines = append(lines, fmt.Sprintf("gemv speed %-7s %-20s %8.2f us %7.0f GB/s", kern, s.name, 1e3*ms, bytes[s.name]/(ms*1e-3)/1e9))
+		}
+		lines = append(lines, fmt.Sprintf("gemv speed %-7s per token (32 layers x 7 linears)  %.3f ms", kern, tok))
+	}
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+}
