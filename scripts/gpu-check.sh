@@ -9,7 +9,8 @@
 # table is printed last. Extra steps: GPU_CHECK_BENCH="args" runs `finlora bench args` and
 # scripts/bench_peft.py with the same shape; GPU_CHECK_DECODE=N adds `-decode N` to finlora bench;
 # GPU_CHECK_QUANT="nf4 int8" runs `finlora bench args -quant q` for each (QLoRA; PEFT's side
-# needs bitsandbytes, absent there). The train device tests run with FINLORA_POISON_UNINIT=1
+# needs bitsandbytes, absent there). GPU_CHECK_TESTS lists the test steps (default: doctor cuda
+# model train generate); GPU_CHECK_GEMV_BENCH=1 times the 4-bit decode GEMVs (TestQuantGEMVSpeed). The train device tests run with FINLORA_POISON_UNINIT=1
 # (uninitialised activations are NaN: a read before a write fails the parity checks).
 set -u
 OUT=${OUT:-$PWD/out}
@@ -31,11 +32,19 @@ step() { # name, log, dir, command...
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv >"$OUT/nvidia-smi.txt" 2>&1
 T="-test.v -test.count=1 -test.timeout=${GPU_CHECK_TIMEOUT:-240s}"
-step "finlora doctor -compile" doctor.log . "$BIN/finlora" doctor -compile
-step "cuda tests" cuda.log runtime/cuda "$BIN/cuda.test" $T
-step "model device parity" model.log runtime/model "$BIN/model.test" $T -test.run Device
-step "train device parity" train.log runtime/train env FINLORA_POISON_UNINIT=1 "$BIN/train.test" $T -test.run Device
-step "generate device parity" generate.log runtime/generate "$BIN/generate.test" $T -test.run Device
+TESTS=${GPU_CHECK_TESTS:-doctor cuda model train generate}
+for t in $TESTS; do
+	case $t in
+	doctor) step "finlora doctor -compile" doctor.log . "$BIN/finlora" doctor -compile ;;
+	cuda) step "cuda tests" cuda.log runtime/cuda "$BIN/cuda.test" $T ;;
+	model) step "model device parity" model.log runtime/model "$BIN/model.test" $T -test.run Device ;;
+	train) step "train device parity" train.log runtime/train env FINLORA_POISON_UNINIT=1 "$BIN/train.test" $T -test.run Device ;;
+	generate) step "generate device parity" generate.log runtime/generate "$BIN/generate.test" $T -test.run Device ;;
+	esac
+done
+if [ -n "${GPU_CHECK_GEMV_BENCH:-}" ]; then # 4-bit decode GEMV kernels on the 8B shapes
+	step "gemv speed" gemv-speed.log runtime/cuda env FINLORA_GEMV_BENCH=1 "$BIN/cuda.test" -test.count=1 -test.run 'TestQuantGEMVSpeed$'
+fi
 if [ -n "${GPU_CHECK_BENCH:-}" ]; then
 	step "finlora bench" bench.log . "$BIN/finlora" bench $GPU_CHECK_BENCH ${GPU_CHECK_DECODE:+-decode $GPU_CHECK_DECODE}
 	step "peft bench" peft.log . env PYTHONUNBUFFERED=1 python3 scripts/bench_peft.py $GPU_CHECK_BENCH
@@ -43,12 +52,22 @@ if [ -n "${GPU_CHECK_BENCH:-}" ]; then
 		step "finlora bench -quant $q" bench-$q.log . "$BIN/finlora" bench $GPU_CHECK_BENCH -gemm 0 -quant $q ${GPU_CHECK_DECODE:+-decode $GPU_CHECK_DECODE}
 	done
 fi
+# GPU_CHECK_VARIANTS="ENV=v ENV2=w;ENV=u": `finlora bench $GPU_CHECK_VARIANT_ARGS` once per
+# ';'-separated set of environment assignments (comparisons against the defaults).
+if [ -n "${GPU_CHECK_VARIANTS:-}" ]; then
+	i=0
+	IFS=';' read -ra VARS <<<"$GPU_CHECK_VARIANTS"
+	for v in "${VARS[@]}"; do
+		i=$((i + 1))
+		step "bench variant $i ($v)" bench-variant$i.log . env $v "$BIN/finlora" bench ${GPU_CHECK_VARIANT_ARGS:-}
+	done
+fi
 if [ -n "${GPU_CHECK_BENCH_SIMPLE:-}" ]; then # the same bench with the simple attention kernels
 	step "finlora bench (simple attention)" bench-simple.log . env FINLORA_ATTN=simple "$BIN/finlora" bench $GPU_CHECK_BENCH_SIMPLE
 fi
 rm -rf "$OUT/cache"
 echo "==== tails"
-for f in doctor cuda model train generate bench bench-simple peft bench-nf4 bench-fp4 bench-int8; do
+for f in doctor cuda model train generate bench bench-simple peft bench-nf4 bench-fp4 bench-int8 gemv-speed; do
 	[ -f "$OUT/$f.log" ] || continue
 	echo "---- $f.log"
 	grep -a -E -- '^(--- FAIL|FAIL|panic|ok|PASS)|Error|error|GiB|MFU|TFLOP|group|finlora  |peft  |equal|adapter_end|vs transformers' "$OUT/$f.log" | grep -v -- '--- PASS' | tail -30
@@ -56,7 +75,18 @@ done
 echo "==== summary"
 cat "$OUT/nvidia-smi.txt"
 printf '%s\n' "${SUMMARY[@]}"
-if [ -n "${GPU_CHECK_BENCH:-}" ]; then
-	echo "==== table (GEMM rate, training rows, decode rows)"
-	cat "$OUT"/bench*.log "$OUT"/peft.log 2>/dev/null | grep -a -E '^measured bf16 GEMM|^(finlora|peft) +(bf16|nf4|fp4|int8|true|false)|^decode \(batch|^  (bytes read|bandwidth limit)'
+if [ -n "${GPU_CHECK_BENCH:-}${GPU_CHECK_VARIANTS:-}${GPU_CHECK_GEMV_BENCH:-}" ]; then
+	echo "==== table (GEMM rate, training rows, decode rows; variants; GEMV kernels)"
+	for f in "$OUT"/bench*.log "$OUT"/peft.log "$OUT"/gemv-speed.log; do
+		[ -f "$f" ] || continue
+		n=${f##*bench-variant}
+		n=${n%.log}
+		case $n in
+		[0-9]*) echo "-- $(basename "$f"): ${VARS[$((n - 1))]}" ;;
+		*) echo "-- $(basename "$f")" ;;
+		esac
+		grep -a -E '^measured bf16 GEMM|^(finlora|peft) +(bf16|nf4|fp4|int8|true|false)|^decode \(batch|^  (bytes read|bandwidth limit)|^gemv speed|^    (gemv|dequant|attn|rope|rmsnorm)' "$f"
+	done
 fi
+# the device tool brings back at most 8 files: the logs travel as one archive
+(cd "$OUT" && tar czf logs.tgz ./*.log ./*.txt 2>/dev/null && rm -f ./*.log ./*.txt)

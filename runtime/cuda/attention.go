@@ -111,7 +111,8 @@ func (b *Backend) keyStarts(p tensor.AttentionParams) (*Block, uintptr, error) {
 const attnThreads = 128
 
 // Attention is causal grouped-query attention with left padding and a sliding window (see
-// tensor.Ops.Attention). Head dims 64 and 128 use the tiled kernels (attention_tiled.cu: 64 query
+// tensor.Ops.Attention). One query row (T == 1, decode) with D ≤ 128, D % 4 == 0 uses attn_decode
+// (attention.cu; float32) unless SimpleAttention is set. Head dims 64 and 128 use the tiled kernels (attention_tiled.cu: 64 query
 // rows per block, online softmax); others, or SimpleAttention, the simple ones (attention.cu: one
 // block per query row, its scores in shared memory).
 func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParams) error {
@@ -154,6 +155,11 @@ func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParam
 		return err
 	}
 	defer b.dev.Alloc.Put(ksBlk)
+	// decode: one query row; its scores (at most kvLen) in the default 48 KiB of shared memory
+	if a.T == 1 && !b.SimpleAttention && a.D%4 == 0 && a.D <= 128 && (o|qp|kp|vp)%16 == 0 && a.kvLen <= 12288 {
+		return b.k.launch("attn_decode", dim3{x: a.Hq, y: a.B}, dim3{x: 128}, a.kvLen*4,
+			o, lp, qp, kp, vp, ksp, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale)
+	}
 	if b.useMMA(a, o, qp, kp, vp) {
 		return b.fwdMMA(a, p, o, lp, qp, kp, vp, ksp)
 	}

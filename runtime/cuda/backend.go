@@ -74,14 +74,18 @@ type Backend struct {
 	// per row, float32 weights; =fast) or "gemv4" (one warp per row, weights rounded to the
 	// checkpoint dtype exactly as the dequantization does; =exact).
 	GEMV4 string
+	// OldDequant selects dequant4_bf16 (16 elements a thread, rounding twice) over dequant4_bf16v
+	// for 4-bit weights into bf16 (FINLORA_DEQUANT=old at Open; for tests and comparisons).
+	OldDequant bool
 	// PoisonUninit fills AllocUninit's tensors with NaN bytes (FINLORA_POISON_UNINIT=1 at Open):
 	// a check that no caller reads them before writing them.
 	PoisonUninit bool
 	// NoConvCache turns off the reuse of Gemm's operand conversions (conv.go; FINLORA_CONV_CACHE=0
 	// at Open), for comparisons.
 	NoConvCache bool
-	// HoldDequant lets HoldDequantized keep dequantized weight copies (FINLORA_HOLD_DEQUANT=1 at
-	// Open; quantized.go). dqHold is the current hold, dqHeld the copies.
+	// HoldDequant lets HoldDequantized keep dequantized weight copies (on by default;
+	// FINLORA_HOLD_DEQUANT=0 at Open turns it off; quantized.go). dqHold is the current hold,
+	// dqHeld the copies.
 	HoldDequant bool
 	dqHold      bool
 	dqHeld      []heldDequant
@@ -126,9 +130,10 @@ func Open(index int) (*Backend, error) {
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
 	b.GEMV4 = map[string]string{"fast": "gemv4f", "exact": "gemv4", "hybrid": "gemv4h"}[os.Getenv("FINLORA_QUANT_GEMV")]
+	b.OldDequant = os.Getenv("FINLORA_DEQUANT") == "old"
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"
-	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") == "1"
+	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") != "0"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/finlora/finlora/quant"
 	"github.com/finlora/finlora/runtime/tensor"
@@ -87,6 +88,9 @@ func TestQuantizedMatchesCPU(t *testing.T) {
 						t.Fatalf("dequantized [%d] = %g on the GPU, %g on the CPU", i, dg[i], dc[i])
 					}
 				}
+				if h.Format.Is4Bit() { // into bf16 (the GEMM operand): both kernels, bit for bit
+					checkDequantBF16(t, p.g.(*Backend), wg, dc)
+				}
 				tol := map[tensor.DType]float64{tensor.BF16: 3e-3, tensor.F16: 1e-3, tensor.F32: 1e-5, tensor.Invalid: 1e-5}[h.Round]
 				for _, transW := range []bool{true, false} {
 					k, n := cols, rows
@@ -109,6 +113,41 @@ func TestQuantizedMatchesCPU(t *testing.T) {
 		}
 	}
 	_ = cpu.New
+}
+
+// checkDequantBF16 dequantizes w into bf16 with dequant4_bf16v (the default where it applies:
+// n % 32 == 0) and with dequant4_bf16 (OldDequant), and wants the bf16 rounding of the CPU's
+// dequantized float32 values want, bit for bit.
+func checkDequantBF16(t *testing.T, be *Backend, w *tensor.QTensor, want []float32) {
+	t.Helper()
+	saved := be.OldDequant
+	defer func() { be.OldDequant = saved }()
+	q := w.Data().(*qdev)
+	n := len(want)
+	for _, old := range []bool{false, true} {
+		be.OldDequant = old
+		got := make([]uint16, n)
+		err := func() error {
+			defer be.lock()()
+			blk, err := be.dev.Alloc.Get(int64(2*n), Workspace)
+			if err != nil {
+				return err
+			}
+			defer be.dev.Alloc.Put(blk)
+			if err := be.dequant(q, blk.Ptr, tensor.BF16); err != nil {
+				return err
+			}
+			return be.dev.dtoh(unsafe.Pointer(&got[0]), blk.Ptr, 2*n)
+		}()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if w := tensor.Float32ToBF16(want[i]); got[i] != w {
+				t.Fatalf("dequantized to bf16 (old kernel %v) [%d] = %#04x, want %#04x (from %g)", old, i, got[i], w, want[i])
+			}
+		}
+	}
 }
 
 // TestQuantizedConformance runs the shared suite of tensor.Quantized; the GPU dequantizes into the

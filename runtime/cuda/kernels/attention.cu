@@ -228,3 +228,64 @@ extern "C" __global__ void attn_bwd_dkdv(float* dk, float* dv, const float* dout
         dv[off + i] = c;
     }
 }
+
+// attn_decode: attn_fwd for one query row per sequence (T == 1: decode), D ≤ 128 and D % 4 == 0,
+// q, k, v, out 16-byte aligned. Grid (Hq, B), 128 threads (4 warps), dynamic shared S floats. A
+// warp takes every fourth visible key: its lanes hold float4s of q and of the key row (coalesced),
+// a warp sum gives the score; after the softmax each warp accumulates p·v over its keys in float4s
+// and the 4 partial rows add up in shared memory. Float32 throughout, like attn_fwd.
+extern "C" __global__ void attn_decode(float* out, float* lse, const float* q, const float* k, const float* v, const int* key_start,
+                                       int Hq, int S, int Hkv, int D, int q_start, int kv_len, int window, float scale) {
+    extern __shared__ float sc[];
+    __shared__ float red[32];
+    __shared__ float4 part[4][32];
+    int h = blockIdx.x, b = blockIdx.y;
+    int kh = h / (Hq / Hkv);
+    int lo, hi;
+    visible(key_start, b, q_start, kv_len, window, &lo, &hi);
+    i64 row = (i64)b * Hq + h; // T == 1: out row and lse index
+    float* orow = out + row * D;
+    if (lo > hi) {
+        for (int i = threadIdx.x; i < D; i += blockDim.x) orow[i] = 0.f;
+        if (lse && threadIdx.x == 0) lse[row] = NEG_INF;
+        return;
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, dv = D >> 2;
+    bool on = lane < dv;
+    float4 qv = on ? ((const float4*)(q + row * D))[lane] : make_float4(0.f, 0.f, 0.f, 0.f);
+    float mx = NEG_INF;
+    for (int j = lo + warp; j <= hi; j += 4) {
+        float4 kv = on ? ((const float4*)(k + (((i64)b * S + j) * Hkv + kh) * D))[lane] : make_float4(0.f, 0.f, 0.f, 0.f);
+        float s = warp_sum(qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w) * scale;
+        if (lane == 0) sc[j - lo] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = block_max(mx, red);
+    float z = 0;
+    for (int j = lo + threadIdx.x; j <= hi; j += blockDim.x) {
+        float e = expf(sc[j - lo] - mx);
+        sc[j - lo] = e;
+        z += e;
+    }
+    z = block_sum(z, red);
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int j = lo + warp; j <= hi; j += 4) {
+        float p = sc[j - lo];
+        if (on) {
+            float4 vv = ((const float4*)(v + (((i64)b * S + j) * Hkv + kh) * D))[lane];
+            acc.x += p * vv.x;
+            acc.y += p * vv.y;
+            acc.z += p * vv.z;
+            acc.w += p * vv.w;
+        }
+    }
+    part[warp][lane] = acc;
+    __syncthreads();
+    if (warp == 0 && on) {
+        float iz = 1.f / z;
+        float4 a = part[0][lane], b1 = part[1][lane], c = part[2][lane], d = part[3][lane];
+        ((float4*)orow)[lane] = make_float4((a.x + b1.x + c.x + d.x) * iz, (a.y + b1.y + c.y + d.y) * iz, (a.z + b1.z + c.z + d.z) * iz,
+                                            (a.w + b1.w + c.w + d.w) * iz);
+    }
+    if (lse && threadIdx.x == 0) lse[row] = mx + logf(z);
+}

@@ -441,3 +441,52 @@ extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, c
         int nbs, const float* codebook, int bs, int round_dt) {
     gemv4v_body<true, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
 }
+
+// dequant4_bf16v: dequant4_bf16 with 32 elements per thread (one 16-byte load of codes, four
+// 16-byte stores), nmap and the codebook in shared memory, and one rounding: for round_dt BF16 or
+// F32 the value rounded to bf16 once is what rounding to round_dt and then to bf16 gives (bf16
+// rounding is idempotent), so only F16 keeps the two steps. Pairs are packed by cvt.rn.bf16x2.f32
+// (round to nearest even: the bits of f32_to_bf16 for the finite values dequantization makes).
+// n % 32 == 0, bs % 32 == 0, packed and out 16-byte aligned. Same values as dequant4 (out_dt BF16).
+__device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
+    u32 d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+extern "C" __global__ void dequant4_bf16v(u16* out, const unsigned char* packed, const float* absmax, const unsigned char* codes,
+                                          const float* nabs, const float* nmap, float noff, int nbs, const float* codebook, int bs,
+                                          int round_dt, i64 n) {
+    __shared__ float cb[16];
+    __shared__ float nm[256];
+    if (threadIdx.x < 16) cb[threadIdx.x] = codebook[threadIdx.x];
+    if (!absmax)
+        for (int i = threadIdx.x; i < 256; i += blockDim.x) nm[i] = nmap[i];
+    __syncthreads();
+    bool f16 = round_dt == DT_F16;
+    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < (n >> 5); g += (i64)gridDim.x * blockDim.x) {
+        i64 e0 = g << 5;
+        i64 blk = e0 / bs;
+        uint4 pk = __ldg((const uint4*)packed + g);
+        float m = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + blk / nbs)), noff);
+        u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
+        u32 o[16];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                u32 byte = (words[i] >> (8 * b)) & 255u;
+                float hi = __fmul_rn(cb[byte >> 4], m), lo = __fmul_rn(cb[byte & 15], m);
+                if (f16) {
+                    hi = round_to(hi, DT_F16);
+                    lo = round_to(lo, DT_F16);
+                }
+                o[4 * i + b] = pack_bf16x2(hi, lo); // element 2j (high nibble) first in memory
+            }
+        uint4* dst = (uint4*)(out + e0);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+        dst[2] = make_uint4(o[8], o[9], o[10], o[11]);
+        dst[3] = make_uint4(o[12], o[13], o[14], o[15]);
+    }
+}
