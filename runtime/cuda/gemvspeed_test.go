@@ -13,10 +13,11 @@ import (
 
 // TestQuantGEMVSpeed (FINLORA_GEMV_BENCH=1 only; a measurement, not a check) times the 4-bit
 // decode GEMVs on the Llama-3.1-8B shapes (NF4, double quant, block 64, bf16 checkpoint dtype) at
-// m = 1: the median device time of one call over 30 rounds, each round cycling through 3 copies of
-// every weight (more bytes than the L2 holds), and the rate over the bytes a call must read
-// (packed codes and absmax codes; x and the nested absmax are negligible). It prints a per-token
-// estimate: 32 layers of q, k, v, o, gate, up, down.
+// m = 1: the median device time of one call over 30 rounds, each round cycling through copies of
+// every weight (≥ 160 MB together: more than the L2 holds), and the rate over the bytes a call
+// must read (packed codes and absmax codes; x and the nested absmax are negligible). It prints a
+// per-token estimate (32 layers of q, k, v, o, gate, up, down), then the dequantization kernels'
+// time into bf16 (x of 8 rows: dequantize + GEMM), new and old.
 func TestQuantGEMVSpeed(t *testing.T) {
 	if os.Getenv("FINLORA_GEMV_BENCH") != "1" {
 		t.Skip("FINLORA_GEMV_BENCH=1 runs it")
@@ -31,7 +32,6 @@ func TestQuantGEMVSpeed(t *testing.T) {
 	}
 	shapes := []shape{{"q/o 4096x4096", 4096, 4096, 64}, {"k/v 1024x4096", 1024, 4096, 64}, {"gate/up 14336x4096", 14336, 4096, 64}, {"down 4096x14336", 4096, 14336, 32}}
 	g := rand.New(rand.NewPCG(3, 4))
-	const copies = 3
 	weights := map[string][]*tensor.QTensor{}
 	xs := map[string]*tensor.Tensor{}
 	outs := map[string]*tensor.Tensor{}
@@ -53,6 +53,7 @@ func TestQuantGEMVSpeed(t *testing.T) {
 			t.Fatal(err)
 		}
 		bytes[s.name] = float64(len(h.Packed) + len(h.AbsmaxCodes) + 4*len(h.Absmax))
+		copies := max(3, int(160e6/bytes[s.name])) // together well over the 50 MB L2
 		for c := 0; c < copies; c++ {
 			qt, err := b.QuantFromHost(h)
 			if err != nil {
@@ -101,6 +102,41 @@ func TestQuantGEMVSpeed(t *testing.T) {
 		}
 		lines = append(lines, fmt.Sprintf("gemv speed %-7s per token (32 layers x 7 linears)  %.3f ms", kern, tok))
 	}
+	// dequantization into bf16 (the training path: x of 8 rows takes dequantize + GEMM), both kernels;
+	// bytes: codes read plus bf16 written
+	for _, old := range []bool{false, true} {
+		b.OldDequant = old
+		for _, s := range shapes {
+			x8, _ := b.Alloc(tensor.F32, 8, s.k)
+			o8, _ := b.Alloc(tensor.F32, 8, s.n)
+			var per []float64
+			name := ""
+			for round := 0; round < 11; round++ {
+				b.StartProfile()
+				for _, w := range weights[s.name] {
+					if err := b.QuantMatMul(o8, x8, w, true, 1, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				prof, err := b.StopProfile()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range prof {
+					if round > 0 && len(e.Name) > 7 && e.Name[:7] == "dequant" {
+						per, name = append(per, e.Ms/float64(e.Calls)), e.Name
+					}
+				}
+			}
+			x8.Free()
+			o8.Free()
+			sort.Float64s(per)
+			ms := per[len(per)/2]
+			lines = append(lines, fmt.Sprintf("gemv speed %-15s %-20s %8.2f us %7.0f GB/s (codes read + bf16 written)", name, s.name, 1e3*ms,
+				(float64(s.n*s.k)*2.5)/(ms*1e-3)/1e9))
+		}
+	}
+	b.OldDequant = false
 	for _, l := range lines {
 		fmt.Println(l)
 	}

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"math/bits"
 	"unsafe"
 
 	"github.com/finlora/finlora/runtime/tensor"
@@ -154,9 +155,10 @@ func (b *Backend) dequant(q *qdev, dst uintptr, dt tensor.DType) error {
 	n := h.Rows * h.Cols
 	b.dev.nextWrites = &span{dst, int64(n * dt.Size())} // a workspace: keeps Gemm's conversion cache (conv.go)
 	if dt == tensor.BF16 && n%16 == 0 && dst%16 == 0 {  // the vectorized kernels (16 elements a thread)
-		if h.Format.Is4Bit() && !b.OldDequant && n%32 == 0 && h.BlockSize%32 == 0 && q.packed%16 == 0 { // 32 a thread
-			return b.launch1("dequant4_bf16v", n/32, dst, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset,
-				max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round), int64(n))
+		bsh, nsh, pow2 := blockShifts(h)
+		if h.Format.Is4Bit() && !b.OldDequant && pow2 && h.BlockSize >= 8 && q.packed%4 == 0 { // 4 groups of 8 a thread
+			return b.launch1("dequant4_bf16v", (n/8+3)/4, dst, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset,
+				nsh, q.codebook, bsh, dtypeCode(h.Round), int64(n))
 		}
 		if h.Format.Is4Bit() && h.BlockSize%16 == 0 && q.packed%8 == 0 {
 			return b.launch1("dequant4_bf16", n/16, dst, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset,
@@ -230,9 +232,19 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 // gemvMaxRows is the most rows of x the decode GEMVs take (GEMV_M in kernels/quant.cu).
 const gemvMaxRows = 4
 
-// gv4Rows and gv4Threads are GV_ROWS and GV_THREADS of kernels/quant.cu: the output rows of one
-// block of gemv4v/gemv4h and its threads.
-const gv4Rows, gv4Threads = 4, 128
+// gv4Rows and gv4Threads are the output rows of one block of gemv4v/gemv4h (GV_THREADS/32 warps
+// of GV_R rows in kernels/quant.cu) and its threads.
+const gv4Rows, gv4Threads = 16, 128
+
+// blockShifts returns log2 of h's block size and nested block size (1 when not double-quantized)
+// and whether both are powers of two (the kernels that index blocks by shifts need them).
+func blockShifts(h *tensor.QuantHost) (bsh, nsh int, ok bool) {
+	nbs := max(h.NestedBlockSize, 1)
+	if h.BlockSize <= 0 || h.BlockSize&(h.BlockSize-1) != 0 || nbs&(nbs-1) != 0 {
+		return 0, 0, false
+	}
+	return bits.TrailingZeros(uint(h.BlockSize)), bits.TrailingZeros(uint(nbs)), true
+}
 
 // gemv runs out = alpha·x·Wᵀ + beta·out with the decode kernels of kernels/quant.cu (reading the
 // packed codes directly) when they apply: x·Wᵀ, at most gemvMaxRows rows of F32 x, K a multiple of
@@ -275,11 +287,14 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		default:
 			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v or gemv4h)", name)
 		}
-		if name == "gemv4v" || name == "gemv4h" { // GV_ROWS rows per block of GV_THREADS threads
-			grid, blk = dim3{x: (h.Rows + gv4Rows - 1) / gv4Rows}, dim3{x: gv4Threads}
+		if bsh, nsh, pow2 := blockShifts(h); (name == "gemv4v" || name == "gemv4h") && pow2 {
 			if m == 1 {
 				name += "_m1" // compiled for one row of x (fewer registers)
 			}
+			return true, b.k.launch(name, dim3{x: (h.Rows + gv4Rows - 1) / gv4Rows}, dim3{x: gv4Threads}, 0, op, xp, m, h.Rows, h.Cols,
+				alpha, beta, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh, q.codebook, bsh)
+		} else if name == "gemv4v" || name == "gemv4h" {
+			name = "gemv4" // block sizes that are not powers of two
 		}
 		return true, b.k.launch(name, grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.packed, q.absmax, q.codes,
 			q.nabs, q.nmap, h.NestedOffset, max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round))

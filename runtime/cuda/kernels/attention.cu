@@ -230,15 +230,17 @@ extern "C" __global__ void attn_bwd_dkdv(float* dk, float* dv, const float* dout
 }
 
 // attn_decode: attn_fwd for one query row per sequence (T == 1: decode), D ≤ 128 and D % 4 == 0,
-// q, k, v, out 16-byte aligned. Grid (Hq, B), 128 threads (4 warps), dynamic shared S floats. A
-// warp takes every fourth visible key: its lanes hold float4s of q and of the key row (coalesced),
-// a warp sum gives the score; after the softmax each warp accumulates p·v over its keys in float4s
-// and the 4 partial rows add up in shared memory. Float32 throughout, like attn_fwd.
+// q, k, v, out 16-byte aligned. Grid (Hq, B), AD_WARPS·32 threads, dynamic shared kv_len floats.
+// A warp takes every AD_WARPS-th visible key, four keys' loads issued before their sums: its lanes
+// hold float4s of q and of the key row (coalesced), a warp sum gives the score; after the softmax
+// each warp accumulates p·v over its keys in float4s (four loads ahead) and the partial rows add up
+// in shared memory. Float32 throughout, like attn_fwd.
+#define AD_WARPS 8
 extern "C" __global__ void attn_decode(float* out, float* lse, const float* q, const float* k, const float* v, const int* key_start,
                                        int Hq, int S, int Hkv, int D, int q_start, int kv_len, int window, float scale) {
     extern __shared__ float sc[];
     __shared__ float red[32];
-    __shared__ float4 part[4][32];
+    __shared__ float4 part[AD_WARPS][32];
     int h = blockIdx.x, b = blockIdx.y;
     int kh = h / (Hq / Hkv);
     int lo, hi;
@@ -252,13 +254,27 @@ extern "C" __global__ void attn_decode(float* out, float* lse, const float* q, c
     }
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, dv = D >> 2;
     bool on = lane < dv;
-    float4 qv = on ? ((const float4*)(q + row * D))[lane] : make_float4(0.f, 0.f, 0.f, 0.f);
+    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+    float4 qv = on ? ((const float4*)(q + row * D))[lane] : zero;
+    const float4* kb = (const float4*)(k + ((i64)b * S * Hkv + kh) * D) + lane; // key j: kb[j·Hkv·D/4]
+    const float4* vb = (const float4*)(v + ((i64)b * S * Hkv + kh) * D) + lane;
+    i64 js = (i64)Hkv * dv; // float4s from one key slot to the next
     float mx = NEG_INF;
-    for (int j = lo + warp; j <= hi; j += 4) {
-        float4 kv = on ? ((const float4*)(k + (((i64)b * S + j) * Hkv + kh) * D))[lane] : make_float4(0.f, 0.f, 0.f, 0.f);
-        float s = warp_sum(qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w) * scale;
-        if (lane == 0) sc[j - lo] = s;
-        mx = fmaxf(mx, s);
+    for (int j0 = lo + warp; j0 <= hi; j0 += 4 * AD_WARPS) {
+        float4 kv[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int j = j0 + u * AD_WARPS;
+            kv[u] = on && j <= hi ? kb[j * js] : zero;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int j = j0 + u * AD_WARPS;
+            if (j > hi) break; // warp-uniform
+            float s = warp_sum(qv.x * kv[u].x + qv.y * kv[u].y + qv.z * kv[u].z + qv.w * kv[u].w) * scale;
+            if (lane == 0) sc[j - lo] = s;
+            mx = fmaxf(mx, s);
+        }
     }
     mx = block_max(mx, red);
     float z = 0;
@@ -268,24 +284,39 @@ extern "C" __global__ void attn_decode(float* out, float* lse, const float* q, c
         z += e;
     }
     z = block_sum(z, red);
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int j = lo + warp; j <= hi; j += 4) {
-        float p = sc[j - lo];
-        if (on) {
-            float4 vv = ((const float4*)(v + (((i64)b * S + j) * Hkv + kh) * D))[lane];
-            acc.x += p * vv.x;
-            acc.y += p * vv.y;
-            acc.z += p * vv.z;
-            acc.w += p * vv.w;
+    float4 acc = zero;
+    for (int j0 = lo + warp; j0 <= hi; j0 += 4 * AD_WARPS) {
+        float4 vv[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int j = j0 + u * AD_WARPS;
+            vv[u] = on && j <= hi ? vb[j * js] : zero;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int j = j0 + u * AD_WARPS;
+            if (j > hi) break;
+            float p = sc[j - lo];
+            acc.x += p * vv[u].x;
+            acc.y += p * vv[u].y;
+            acc.z += p * vv[u].z;
+            acc.w += p * vv[u].w;
         }
     }
     part[warp][lane] = acc;
     __syncthreads();
     if (warp == 0 && on) {
         float iz = 1.f / z;
-        float4 a = part[0][lane], b1 = part[1][lane], c = part[2][lane], d = part[3][lane];
-        ((float4*)orow)[lane] = make_float4((a.x + b1.x + c.x + d.x) * iz, (a.y + b1.y + c.y + d.y) * iz, (a.z + b1.z + c.z + d.z) * iz,
-                                            (a.w + b1.w + c.w + d.w) * iz);
+        float4 r = part[0][lane];
+#pragma unroll
+        for (int w = 1; w < AD_WARPS; w++) {
+            float4 o = part[w][lane];
+            r.x += o.x;
+            r.y += o.y;
+            r.z += o.z;
+            r.w += o.w;
+        }
+        ((float4*)orow)[lane] = make_float4(r.x * iz, r.y * iz, r.z * iz, r.w * iz);
     }
     if (lse && threadIdx.x == 0) lse[row] = mx + logf(z);
 }

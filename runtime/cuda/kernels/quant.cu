@@ -264,18 +264,19 @@ extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int 
     }
 }
 
-// gemv4v: the default 4-bit decode GEMV. Each block of GV_THREADS threads owns GV_ROWS consecutive
-// output rows and splits K across its threads: a thread loads one 16-byte chunk (32 codes) of
-// each of the GV_ROWS rows (64 bytes in flight, coalesced across the warp) and the matching 32
-// floats of x once for all GV_ROWS rows; the next chunk's codes are loaded before the current one
-// is used. Per chunk s = Σ x·codebook[nibble] (float32 codebook), acc += absmax·s; the double-quant
-// absmax is nmap[codes[blk]]·nabs[blk/nbs] + noff with nmap staged in shared memory. Partial sums
-// reduce with warp shuffles, then across the block's warps in shared memory. Weights are
-// codebook·absmax in float32 (not rounded to the checkpoint dtype: the bf16 bound, as gemv4f).
+// gemv4v: the default 4-bit decode GEMV. Each warp owns GV_R consecutive output rows (a block
+// of GV_THREADS threads owns GV_THREADS/32·GV_R rows); its lanes walk K in 16-byte chunks (32
+// codes) with a stride of 32 chunks, loading the next chunk of all GV_R rows before using the
+// current one (GV_R·16 bytes in flight per lane, coalesced across the warp), and the matching 32
+// floats of x once for the GV_R rows. Per chunk s = Σ x·codebook[nibble] (float32 codebook from
+// shared memory), acc += absmax·s; the double-quant absmax is nmap[codes[blk]]·nabs[blk >> nsh] +
+// noff with nmap in shared memory and block indices by shifts (block sizes are powers of two). The
+// row sums reduce with warp shuffles. Weights are codebook·absmax in float32 (not rounded to the
+// checkpoint dtype: the bf16 bound, as gemv4f).
 // HYBRID: half of each chunk's codes are looked up with byte permutes (prmt) in bf16-rounded
-// codebook tables held in registers instead of shared-memory loads, to spread the work over the
-// integer pipe and the shared-memory pipe (those weights use the codebook rounded to bf16).
-#define GV_ROWS 4
+// codebook tables held in registers instead of shared-memory loads (the integer pipe instead of
+// the shared-memory pipe; those weights use the codebook rounded to bf16).
+#define GV_R 4
 #define GV_THREADS 128
 
 // prmt16: for the 4 nibbles in the low 16 bits of q (nibble k selects entry k of a 16-entry byte
@@ -289,10 +290,9 @@ __device__ __forceinline__ u32 prmt16(u32 q, u32 sel, u32 t0, u32 t1, u32 t2, u3
 template <bool HYBRID, int M>
 __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, int N, int K, float alpha, float beta,
                                             const unsigned char* packed, const float* absmax, const unsigned char* codes,
-                                            const float* nabs, const float* nmap, float noff, int nbs, const float* codebook, int bs) {
+                                            const float* nabs, const float* nmap, float noff, int nsh, const float* codebook, int bsh) {
     __shared__ float cb[16];
     __shared__ float nm[256];
-    __shared__ float red[M * GV_ROWS][GV_THREADS / 32];
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     if (tid < 16) cb[tid] = codebook[tid];
     if (!absmax)
@@ -308,40 +308,41 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
         }
     }
     __syncthreads();
-    int n0 = blockIdx.x * GV_ROWS;
+    int n0 = (blockIdx.x * (GV_THREADS / 32) + warp) * GV_R;
+    if (n0 >= N) return;
     int nch = K >> 5;
-    float acc[M][GV_ROWS];
+    float acc[M][GV_R];
 #pragma unroll
     for (int r = 0; r < M; r++)
 #pragma unroll
-        for (int j = 0; j < GV_ROWS; j++) acc[r][j] = 0.f;
+        for (int j = 0; j < GV_R; j++) acc[r][j] = 0.f;
     const char* cbb = (const char*)cb;
-    uint4 pk[GV_ROWS];
-    float am[GV_ROWS];
+    uint4 pk[GV_R];
+    float am[GV_R];
     auto load = [&](int c) {
 #pragma unroll
-        for (int j = 0; j < GV_ROWS; j++) {
+        for (int j = 0; j < GV_R; j++) {
             int n = n0 + j;
             pk[j] = make_uint4(0u, 0u, 0u, 0u);
             am[j] = 0.f;
             if (n < N) {
                 pk[j] = __ldg((const uint4*)(packed + (i64)n * (K >> 1)) + c);
-                i64 blk = ((i64)n * K + ((i64)c << 5)) / bs;
-                am[j] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + blk / nbs)), noff);
+                i64 blk = ((i64)n * K + ((i64)c << 5)) >> bsh;
+                am[j] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + (blk >> nsh))), noff);
             }
         }
     };
-    int c = tid;
+    int c = lane;
     if (c < nch) load(c);
-    for (; c < nch; c += GV_THREADS) {
-        uint4 cur[GV_ROWS];
-        float cam[GV_ROWS];
+    for (; c < nch; c += 32) {
+        uint4 cur[GV_R];
+        float cam[GV_R];
 #pragma unroll
-        for (int j = 0; j < GV_ROWS; j++) {
+        for (int j = 0; j < GV_R; j++) {
             cur[j] = pk[j];
             cam[j] = am[j];
         }
-        if (c + GV_THREADS < nch) load(c + GV_THREADS);
+        if (c + 32 < nch) load(c + 32);
 #pragma unroll
         for (int r = 0; r < M; r++) {
             if (r >= m) break;
@@ -350,7 +351,7 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
 #pragma unroll
             for (int i = 0; i < 8; i++) xs[i] = __ldg(xv + i);
 #pragma unroll
-            for (int j = 0; j < GV_ROWS; j++) {
+            for (int j = 0; j < GV_R; j++) {
                 u32 words[4] = {cur[j].x, cur[j].y, cur[j].z, cur[j].w};
                 float s = 0.f;
 #pragma unroll
@@ -398,56 +399,52 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
     for (int r = 0; r < M; r++) {
         if (r >= m) break;
 #pragma unroll
-        for (int j = 0; j < GV_ROWS; j++) {
+        for (int j = 0; j < GV_R; j++) {
             float v = warp_sum(acc[r][j]);
-            if (lane == 0) red[r * GV_ROWS + j][warp] = v;
-        }
-    }
-    __syncthreads();
-    if (tid < m * GV_ROWS) {
-        int r = tid / GV_ROWS, j = tid % GV_ROWS, n = n0 + j;
-        if (n < N) {
-            float v = 0.f;
-#pragma unroll
-            for (int w = 0; w < GV_THREADS / 32; w++) v += red[tid][w];
-            float* o = out + (i64)r * N + n;
-            *o = beta == 0.f ? alpha * v : alpha * v + beta * *o;
+            int n = n0 + j;
+            if (lane == 0 && n < N) {
+                float* o = out + (i64)r * N + n;
+                *o = beta == 0.f ? alpha * v : alpha * v + beta * *o;
+            }
         }
     }
 }
 
-// gemv4v: grid ceil(N / GV_ROWS), block GV_THREADS; K % 32 == 0, bs ≥ 32, packed 16-byte aligned,
-// x 16-byte aligned, m ≤ GEMV_M. Arguments as gemv4 (round_dt unused: float32 weights).
-// gemv4v_m1 is the same for m == 1 (decode at batch 1), compiled apart so that its register count
-// is not the m ≤ 4 version's.
+// gemv4v: grid ceil(N / (GV_THREADS/32·GV_R)), block GV_THREADS; K % 32 == 0, block size 1 << bsh
+// ≥ 32, nested block size 1 << nsh, packed and x 16-byte aligned, m ≤ GEMV_M. gemv4v_m1 is the
+// same for m == 1 (decode at batch 1), compiled apart so that its register count is not the m ≤ 4
+// version's.
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nbs, const float* codebook, int bs, int round_dt) {
-    gemv4v_body<false, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<false, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nbs, const float* codebook, int bs, int round_dt) {
-    gemv4v_body<false, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<false, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 // gemv4h: gemv4v with half of the lookups through byte permutes of a bf16-rounded codebook.
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nbs, const float* codebook, int bs, int round_dt) {
-    gemv4v_body<true, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<true, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nbs, const float* codebook, int bs, int round_dt) {
-    gemv4v_body<true, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nbs, codebook, bs);
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<true, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 
-// dequant4_bf16v: dequant4_bf16 with 32 elements per thread (one 16-byte load of codes, four
-// 16-byte stores), nmap and the codebook in shared memory, and one rounding: for round_dt BF16 or
-// F32 the value rounded to bf16 once is what rounding to round_dt and then to bf16 gives (bf16
-// rounding is idempotent), so only F16 keeps the two steps. Pairs are packed by cvt.rn.bf16x2.f32
-// (round to nearest even: the bits of f32_to_bf16 for the finite values dequantization makes).
-// n % 32 == 0, bs % 32 == 0, packed and out 16-byte aligned. Same values as dequant4 (out_dt BF16).
+// dequant4_bf16v: dequant4 into BF16 with coalesced accesses and one rounding. A thread converts
+// 8 elements at a time (4 bytes of codes in, 16 bytes out: consecutive threads, consecutive
+// groups), four groups a grid stride apart with their loads issued first. nmap and the codebook are
+// in shared memory, block indices are shifts (block sizes are powers of two), and for round_dt
+// BF16 or F32 the value is rounded to bf16 once, which is what rounding to round_dt and then to
+// bf16 gives (bf16 rounding is idempotent); F16 keeps both steps. Pairs are packed by
+// cvt.rn.bf16x2.f32 (round to nearest even: the bits of f32_to_bf16 for the finite values
+// dequantization makes). n % 8 == 0, block size 1 << bsh ≥ 8, nested block size 1 << nsh, packed
+// 4-byte and out 16-byte aligned. Same values as dequant4 with out_dt BF16.
 __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
     u32 d;
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
@@ -455,7 +452,7 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 }
 
 extern "C" __global__ void dequant4_bf16v(u16* out, const unsigned char* packed, const float* absmax, const unsigned char* codes,
-                                          const float* nabs, const float* nmap, float noff, int nbs, const float* codebook, int bs,
+                                          const float* nabs, const float* nmap, float noff, int nsh, const float* codebook, int bsh,
                                           int round_dt, i64 n) {
     __shared__ float cb[16];
     __shared__ float nm[256];
@@ -464,29 +461,37 @@ extern "C" __global__ void dequant4_bf16v(u16* out, const unsigned char* packed,
         for (int i = threadIdx.x; i < 256; i += blockDim.x) nm[i] = nmap[i];
     __syncthreads();
     bool f16 = round_dt == DT_F16;
-    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < (n >> 5); g += (i64)gridDim.x * blockDim.x) {
-        i64 e0 = g << 5;
-        i64 blk = e0 / bs;
-        uint4 pk = __ldg((const uint4*)packed + g);
-        float m = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + blk / nbs)), noff);
-        u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
-        u32 o[16];
+    i64 groups = n >> 3, stride = (i64)gridDim.x * blockDim.x;
+    for (i64 g0 = (i64)blockIdx.x * blockDim.x + threadIdx.x; g0 < groups; g0 += 4 * stride) {
+        u32 w[4];
+        float m[4];
 #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int u = 0; u < 4; u++) {
+            i64 g = g0 + u * stride;
+            w[u] = 0u;
+            m[u] = 0.f;
+            if (g < groups) {
+                w[u] = __ldg((const u32*)packed + g);
+                i64 blk = (g << 3) >> bsh;
+                m[u] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + (blk >> nsh))), noff);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            i64 g = g0 + u * stride;
+            if (g >= groups) break;
+            u32 o[4];
 #pragma unroll
             for (int b = 0; b < 4; b++) {
-                u32 byte = (words[i] >> (8 * b)) & 255u;
-                float hi = __fmul_rn(cb[byte >> 4], m), lo = __fmul_rn(cb[byte & 15], m);
+                u32 byte = (w[u] >> (8 * b)) & 255u;
+                float hi = __fmul_rn(cb[byte >> 4], m[u]), lo = __fmul_rn(cb[byte & 15], m[u]);
                 if (f16) {
                     hi = round_to(hi, DT_F16);
                     lo = round_to(lo, DT_F16);
                 }
-                o[4 * i + b] = pack_bf16x2(hi, lo); // element 2j (high nibble) first in memory
+                o[b] = pack_bf16x2(hi, lo); // element 2j (high nibble) first in memory
             }
-        uint4* dst = (uint4*)(out + e0);
-        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
-        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
-        dst[2] = make_uint4(o[8], o[9], o[10], o[11]);
-        dst[3] = make_uint4(o[12], o[13], o[14], o[15]);
+            ((uint4*)out)[g] = make_uint4(o[0], o[1], o[2], o[3]);
+        }
     }
 }
