@@ -88,24 +88,51 @@ func (b *Backend) fwdTiled(a attnDims, p tensor.AttentionParams, o, lp, qp, kp, 
 		o, lp, qp, kp, vp, ksp, a.T, a.Hq, a.S, a.Hkv, p.QStart, a.kvLen, p.Window, p.Scale)
 }
 
-// keyStarts copies p.KeyStart to a workspace block (nil pointer when absent); the caller Puts it.
+// keyStarts returns p.KeyStart on the device as I32 (0 when nil). The values live in a block the
+// backend keeps (Backend.ks) and are uploaded only when they differ from the last ones: the layers
+// of one forward pass, and decode steps, pass the same starts. The upload is stream-ordered after
+// the kernels that read the previous values. The returned block is always nil now (the callers'
+// Put of it is a no-op).
 func (b *Backend) keyStarts(p tensor.AttentionParams) (*Block, uintptr, error) {
 	if p.KeyStart == nil {
 		return nil, 0, nil
 	}
-	ks := make([]int32, len(p.KeyStart))
-	for i, v := range p.KeyStart {
-		ks[i] = int32(v)
+	c := &b.ks
+	if c.blk != nil && len(c.vals) == len(p.KeyStart) {
+		same := true
+		for i, v := range p.KeyStart {
+			same = same && c.vals[i] == int32(v)
+		}
+		if same {
+			return nil, c.blk.Ptr, nil
+		}
 	}
-	blk, err := b.dev.Alloc.Get(int64(4*len(ks)), Workspace)
-	if err != nil {
+	if c.blk != nil && c.blk.Bytes < int64(4*len(p.KeyStart)) {
+		b.dev.Alloc.Put(c.blk)
+		c.blk = nil
+	}
+	if c.blk == nil {
+		blk, err := b.dev.Alloc.Get(int64(4*max(len(p.KeyStart), 64)), Workspace)
+		if err != nil {
+			return nil, 0, err
+		}
+		c.blk = blk
+	}
+	c.vals = c.vals[:0]
+	for _, v := range p.KeyStart {
+		c.vals = append(c.vals, int32(v))
+	}
+	if err := b.dev.htod(c.blk.Ptr, unsafe.Pointer(&c.vals[0]), 4*len(c.vals)); err != nil {
+		c.vals = c.vals[:0]
 		return nil, 0, err
 	}
-	if err := b.dev.htod(blk.Ptr, unsafe.Pointer(&ks[0]), 4*len(ks)); err != nil {
-		b.dev.Alloc.Put(blk)
-		return nil, 0, err
-	}
-	return blk, blk.Ptr, nil
+	return nil, c.blk.Ptr, nil
+}
+
+// keyStartCache is the device copy of the last key starts keyStarts uploaded.
+type keyStartCache struct {
+	blk  *Block
+	vals []int32
 }
 
 const attnThreads = 128

@@ -90,7 +90,8 @@ type Backend struct {
 	dqHold      bool
 	dqHeld      []heldDequant
 
-	prof *profiler // non-nil while StartProfile runs
+	ks   keyStartCache // Attention's key starts on the device (attention.go)
+	prof *profiler     // non-nil while StartProfile runs
 }
 
 const gemmWorkspace = 32 << 20

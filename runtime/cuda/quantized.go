@@ -211,6 +211,9 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 	}
 	dt := q.h.Round
 	tmp := b.heldDequant(q, dt)
+	if tmp != nil && !transW { // x·W: the backward's product, the held copy's last use
+		defer b.releaseHeld(q, dt)
+	}
 	if tmp == nil {
 		if tmp, err = b.dev.Alloc.Get(int64(q.h.Rows*q.h.Cols*dt.Size()), Workspace); err != nil {
 			return fmt.Errorf("cuda: quant matmul %v: %w", w, err)
@@ -219,7 +222,7 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 			b.dev.Alloc.Put(tmp)
 			return err
 		}
-		if b.dqHold {
+		if b.dqHold && transW { // x·Wᵀ: a (recomputed) forward product, read again by the backward
 			b.dqHeld = append(b.dqHeld, heldDequant{q: q, dt: dt, blk: tmp})
 		} else {
 			defer b.dev.Alloc.Put(tmp) // stream-ordered: the product below is queued before any reuse
@@ -227,6 +230,18 @@ func (b *Backend) QuantMatMul(out, x *tensor.Tensor, w *tensor.QTensor, transW b
 	}
 	dense := tensor.NewTensor(b, dt, []int{q.h.Rows, q.h.Cols}, tmp)
 	return b.gemmLocked(out, x, dense, false, transW, alpha, beta)
+}
+
+// releaseHeld returns the held copy of q in dtype dt to the allocator (stream-ordered: products
+// already queued read it first). The caller holds the lock.
+func (b *Backend) releaseHeld(q *qdev, dt tensor.DType) {
+	for i, e := range b.dqHeld {
+		if e.q == q && e.dt == dt {
+			b.dev.Alloc.Put(e.blk)
+			b.dqHeld = append(b.dqHeld[:i], b.dqHeld[i+1:]...)
+			return
+		}
+	}
 }
 
 // gemvMaxRows is the most rows of x the decode GEMVs take (GEMV_M in kernels/quant.cu).
@@ -313,8 +328,11 @@ type heldDequant struct {
 }
 
 // HoldDequantized (train's dequantHolder) keeps, while on, the dense copy QuantMatMul
-// dequantizes each weight into, so later products with the same weight skip the dequantization
-// (quantized weights are frozen: the copies never go stale); turning it off releases them. It
+// dequantizes each weight into for a forward product (x·Wᵀ), so later products with the same
+// weight skip the dequantization (quantized weights are frozen: the copies never go stale). A
+// backward product (x·W, the input gradient: with gradient checkpointing the weight's last use in
+// the layer) releases the copy it used and holds none it makes; turning the hold off releases the
+// rest. It
 // takes effect only with HoldDequant set (the default; FINLORA_HOLD_DEQUANT=0 at Open clears it).
 // With gradient checkpointing one layer's copies are held (Llama-3.1-8B: ≤ 0.41 GiB in bf16).
 func (b *Backend) HoldDequantized(on bool) {

@@ -293,4 +293,43 @@ func TestHoldDequantized(t *testing.T) {
 	if n := dequants(o2); n != 1 {
 		t.Errorf("after release: %d dequantizations, want 1", n)
 	}
+	// a backward product (x·W) uses the held copy once and releases it; one it dequantizes itself
+	// is not held
+	be.HoldDequantized(true)
+	if n := dequants(o1); n != 1 || len(be.dqHeld) != 1 {
+		t.Fatalf("forward product while held: %d dequantizations, %d held, want 1 and 1", n, len(be.dqHeld))
+	}
+	dy, _ := p.rand(tensor.F32, 1, 70, 256)
+	dx1, _ := p.zeros(70, 512)
+	dx2, _ := p.zeros(70, 512)
+	back := func(out *tensor.Tensor) int {
+		be.StartProfile()
+		if err := be.QuantMatMul(out, dy, wg, false, 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		prof, err := be.StopProfile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range prof {
+			if strings.HasPrefix(e.Name, "dequant") {
+				n += e.Calls
+			}
+		}
+		return n
+	}
+	if n := back(dx1); n != 0 || len(be.dqHeld) != 0 {
+		t.Errorf("backward product of a held weight: %d dequantizations, %d still held, want 0 and 0", n, len(be.dqHeld))
+	}
+	if n := back(dx2); n != 1 || len(be.dqHeld) != 0 {
+		t.Errorf("backward product after the release: %d dequantizations, %d held, want 1 and 0", n, len(be.dqHeld))
+	}
+	g1, _ := be.ToFloat32(dx1)
+	g2, _ := be.ToFloat32(dx2)
+	for i := range g1 {
+		if g1[i] != g2[i] || g1[i] != g1[i] {
+			t.Fatalf("input gradient element %d: %g from the held copy, %g from a fresh one", i, g1[i], g2[i])
+		}
+	}
 }

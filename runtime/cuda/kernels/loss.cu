@@ -78,9 +78,21 @@ extern "C" __global__ void argmax(int* out, const float* x, int v) {
     const float* xr = x + r * v;
     float best = NEG_INF;
     int bi = 0x7fffffff;
-    for (int i = threadIdx.x; i < v; i += blockDim.x) {
-        float a = xr[i];
-        if (a > best || (a == best && i < bi)) { best = a; bi = i; }
+    if ((v & 3) == 0 && ((size_t)xr & 15) == 0) { // float4s, several loads in flight (the rule below is order-free)
+        const float4* x4 = (const float4*)xr;
+#pragma unroll 4
+        for (int i = threadIdx.x; i < (v >> 2); i += blockDim.x) {
+            float4 a = x4[i];
+            float e[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                if (e[u] > best || (e[u] == best && 4 * i + u < bi)) { best = e[u]; bi = 4 * i + u; }
+        }
+    } else {
+        for (int i = threadIdx.x; i < v; i += blockDim.x) {
+            float a = xr[i];
+            if (a > best || (a == best && i < bi)) { best = a; bi = i; }
+        }
     }
     for (int o = 16; o > 0; o >>= 1) {
         float ob = __shfl_xor_sync(0xffffffffu, best, o);
