@@ -52,14 +52,18 @@ if [ -n "${GPU_CHECK_BENCH:-}" ]; then
 		step "finlora bench -quant $q" bench-$q.log . "$BIN/finlora" bench $GPU_CHECK_BENCH -gemm 0 -quant $q ${GPU_CHECK_DECODE:+-decode $GPU_CHECK_DECODE}
 	done
 fi
-# GPU_CHECK_VARIANTS="ENV=v ENV2=w;ENV=u": `finlora bench $GPU_CHECK_VARIANT_ARGS` once per
-# ';'-separated set of environment assignments (comparisons against the defaults).
+# GPU_CHECK_VARIANTS="ENV=v ENV2=w;ENV=u|args": `finlora bench` once per ';'-separated set of
+# environment assignments (comparisons against the defaults), with the arguments after '|' or else
+# $GPU_CHECK_VARIANT_ARGS.
 if [ -n "${GPU_CHECK_VARIANTS:-}" ]; then
 	i=0
 	IFS=';' read -ra VARS <<<"$GPU_CHECK_VARIANTS"
 	for v in "${VARS[@]}"; do
 		i=$((i + 1))
-		step "bench variant $i ($v)" bench-variant$i.log . env $v "$BIN/finlora" bench ${GPU_CHECK_VARIANT_ARGS:-}
+		envs=${v%%|*}
+		args=${GPU_CHECK_VARIANT_ARGS:-}
+		[ "$envs" != "$v" ] && args=${v#*|}
+		step "bench variant $i ($v)" bench-variant$i.log . env $envs "$BIN/finlora" bench $args
 	done
 fi
 if [ -n "${GPU_CHECK_BENCH_SIMPLE:-}" ]; then # the same bench with the simple attention kernels

@@ -113,6 +113,9 @@ func (b *Backend) RMSNorm(out, x, w *tensor.Tensor, eps float32, addOne bool) er
 	if out.Numel() != x.Numel() || out.Cols() != d || w.Numel() != d {
 		return fmt.Errorf("cuda: rmsnorm: x %v, w %v into %v: %w", x, w, out, tensor.ErrShape)
 	}
+	if d >= 1024 && d%4 == 0 && (o|xp)%16 == 0 { // float4s, 256 threads a row (kernels/norm.cu)
+		return b.k.launch("rmsnorm4", dim3{x: x.Rows()}, dim3{x: 256}, 0, o, xp, wp, dtypeCode(w.DType()), eps, boolInt(addOne), d)
+	}
 	return b.k.launch("rmsnorm", dim3{x: x.Rows()}, dim3{x: rowThreads(d)}, 0, o, xp, wp, dtypeCode(w.DType()), eps, boolInt(addOne), d)
 }
 

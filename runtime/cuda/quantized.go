@@ -298,17 +298,25 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		switch name {
 		case "":
 			name = "gemv4v"
-		case "gemv4", "gemv4f", "gemv4v", "gemv4h":
+		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4r2", "gemv4r8":
 		default:
-			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v or gemv4h)", name)
+			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v, gemv4h, gemv4r2 or gemv4r8)", name)
 		}
-		if bsh, nsh, pow2 := blockShifts(h); (name == "gemv4v" || name == "gemv4h") && pow2 {
+		rows := gv4Rows // output rows a block
+		if name == "gemv4r2" || name == "gemv4r8" {
+			if m == 1 {
+				rows = map[string]int{"gemv4r2": 8, "gemv4r8": 32}[name]
+			} else {
+				name = "gemv4v" // compiled for m == 1 only
+			}
+		}
+		if bsh, nsh, pow2 := blockShifts(h); name != "gemv4" && name != "gemv4f" && pow2 {
 			if m == 1 {
 				name += "_m1" // compiled for one row of x (fewer registers)
 			}
-			return true, b.k.launch(name, dim3{x: (h.Rows + gv4Rows - 1) / gv4Rows}, dim3{x: gv4Threads}, 0, op, xp, m, h.Rows, h.Cols,
+			return true, b.k.launch(name, dim3{x: (h.Rows + rows - 1) / rows}, dim3{x: gv4Threads}, 0, op, xp, m, h.Rows, h.Cols,
 				alpha, beta, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh, q.codebook, bsh)
-		} else if name == "gemv4v" || name == "gemv4h" {
+		} else if name != "gemv4f" {
 			name = "gemv4" // block sizes that are not powers of two
 		}
 		return true, b.k.launch(name, grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.packed, q.absmax, q.codes,

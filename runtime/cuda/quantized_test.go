@@ -177,7 +177,7 @@ func TestQuantGEMV(t *testing.T) {
 			for _, mk := range []struct {
 				m      int
 				kernel string
-			}{{1, "gemv4"}, {4, "gemv4"}, {1, "gemv4f"}, {4, "gemv4f"}, {1, ""}, {4, ""}, {1, "gemv4h"}, {3, "gemv4h"}} {
+			}{{1, "gemv4"}, {4, "gemv4"}, {1, "gemv4f"}, {4, "gemv4f"}, {1, ""}, {4, ""}, {1, "gemv4h"}, {3, "gemv4h"}, {1, "gemv4r2"}, {1, "gemv4r8"}} {
 				m := mk.m
 				if mk.kernel != "gemv4" && !h.Format.Is4Bit() {
 					continue

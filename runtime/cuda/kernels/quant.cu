@@ -265,7 +265,7 @@ extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int 
 }
 
 // gemv4v: the default 4-bit decode GEMV. Each warp owns GV_R consecutive output rows (a block
-// of GV_THREADS threads owns GV_THREADS/32·GV_R rows); its lanes walk K in 16-byte chunks (32
+// of GV_THREADS threads owns GV_THREADS/32·GV_R rows; GV_R = 4, gemv4r2_m1 / gemv4r8_m1 take 2 / 8); its lanes walk K in 16-byte chunks (32
 // codes) with a stride of 32 chunks, loading the next chunk of all GV_R rows before using the
 // current one (GV_R·16 bytes in flight per lane, coalesced across the warp), and the matching 32
 // floats of x once for the GV_R rows. Per chunk s = Σ x·codebook[nibble] (float32 codebook from
@@ -276,7 +276,6 @@ extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int 
 // HYBRID: half of each chunk's codes are looked up with byte permutes (prmt) in bf16-rounded
 // codebook tables held in registers instead of shared-memory loads (the integer pipe instead of
 // the shared-memory pipe; those weights use the codebook rounded to bf16).
-#define GV_R 4
 #define GV_THREADS 128
 
 // prmt16: for the 4 nibbles in the low 16 bits of q (nibble k selects entry k of a 16-entry byte
@@ -287,7 +286,7 @@ __device__ __forceinline__ u32 prmt16(u32 q, u32 sel, u32 t0, u32 t1, u32 t2, u3
     return __byte_perm(lo, hi, sel);
 }
 
-template <bool HYBRID, int M>
+template <bool HYBRID, int M, int GV_R>
 __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, int N, int K, float alpha, float beta,
                                             const unsigned char* packed, const float* absmax, const unsigned char* codes,
                                             const float* nabs, const float* nmap, float noff, int nsh, const float* codebook, int bsh) {
@@ -417,23 +416,36 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
         int nsh, const float* codebook, int bsh) {
-    gemv4v_body<false, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+    gemv4v_body<false, GEMV_M, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
         int nsh, const float* codebook, int bsh) {
-    gemv4v_body<false, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+    gemv4v_body<false, 1, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 // gemv4h: gemv4v with half of the lookups through byte permutes of a bf16-rounded codebook.
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
         int nsh, const float* codebook, int bsh) {
-    gemv4v_body<true, GEMV_M>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+    gemv4v_body<true, GEMV_M, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
         int nsh, const float* codebook, int bsh) {
-    gemv4v_body<true, 1>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+    gemv4v_body<true, 1, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+
+// gemv4r2_m1: gemv4v_m1 with 2 rows a warp (8 a block).
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4r2_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<false, 1, 2>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+// gemv4r8_m1: gemv4v_m1 with 8 rows a warp (32 a block).
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4r8_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<false, 1, 8>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 
 // dequant4_bf16v: dequant4 into BF16 with coalesced accesses and one rounding. A thread converts
