@@ -265,7 +265,7 @@ func blockShifts(h *tensor.QuantHost) (bsh, nsh int, ok bool) {
 // packed codes directly) when they apply: x·Wᵀ, at most gemvMaxRows rows of F32 x, K a multiple of
 // 32 (NF4/FP4, block size ≥ 32) or 16 (int8), 16-byte aligned operands. It reports whether it ran;
 // otherwise the caller takes the dequantize-then-GEMM path. FINLORA_QUANT_GEMV=0 turns it off;
-// Backend.GEMV4 picks the 4-bit kernel (gemv4v by default).
+// Backend.GEMV4 picks the 4-bit kernel (gemv4h by default).
 func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta float32) (bool, error) {
 	h := &q.h
 	if !transW || b.NoQuantGEMV || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
@@ -297,7 +297,7 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		name := b.GEMV4
 		switch name {
 		case "":
-			name = "gemv4v"
+			name = "gemv4h" // measured faster than gemv4v end to end (H100, 2026-11-27: BENCHMARKS.md)
 		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4r2", "gemv4r8":
 		default:
 			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v, gemv4h, gemv4r2 or gemv4r8)", name)

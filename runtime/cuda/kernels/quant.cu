@@ -197,8 +197,8 @@ extern "C" __global__ void dequant8_bf16(u16* out, const signed char* q, const f
 // dtype as the dequant kernels do): per 32-weight chunk s = Σ x·codebook[nibble], then
 // acc += absmax·s — one lookup and one FMA per weight instead of ~12 instructions — and the loads
 // of 4 chunks (codes, absmax chain) issued before any is used. Differs from gemv4 by the bf16
-// rounding of each weight (relative 2^-9). Written after the session's last GPU call: selected by
-// FINLORA_QUANT_GEMV=fast only, not yet run on a GPU.
+// rounding of each weight (relative 2^-9). Selected by FINLORA_QUANT_GEMV=fast; measured on an H100
+// (2026-11-27) no faster than gemv4 (~290-356 GB/s).
 extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int K, float alpha, float beta,
                                   const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs,
                                   const float* nmap, float noff, int nbs, const float* codebook, int bs, int round_dt) {
@@ -264,7 +264,7 @@ extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int 
     }
 }
 
-// gemv4v: the default 4-bit decode GEMV. Each warp owns GV_R consecutive output rows (a block
+// gemv4v / gemv4h (the default, HYBRID below): the 4-bit decode GEMVs. Each warp owns GV_R consecutive output rows (a block
 // of GV_THREADS threads owns GV_THREADS/32·GV_R rows; GV_R = 4, gemv4r2_m1 / gemv4r8_m1 take 2 / 8); its lanes walk K in 16-byte chunks (32
 // codes) with a stride of 32 chunks, loading the next chunk of all GV_R rows before using the
 // current one (GV_R·16 bytes in flight per lane, coalesced across the warp), and the matching 32
