@@ -70,7 +70,8 @@ type Backend struct {
 	// GEMV4 names the 4-bit decode kernel of kernels/quant.cu (FINLORA_QUANT_GEMV at Open):
 	// "" or "gemv4h" (the default: one warp per 4 rows sharing x, float32 codebook·absmax
 	// weights, half the codebook lookups from shared memory and half by byte permutes of a bf16
-	// codebook held in registers), "gemv4v" (all lookups from shared memory; =v), "gemv4r2" /
+	// codebook held in registers), "gemv4v" (all lookups from shared memory; =v), "gemv4d"
+	// (gemv4h with the double-quant absmax resolved at use: =deferred; not yet measured), "gemv4r2" /
 	// "gemv4r8" (gemv4v with 2 / 8 rows a warp at m = 1; =r2, =r8), "gemv4f" (one warp
 	// per row, float32 weights; =fast) or "gemv4" (one warp per row, weights rounded to the
 	// checkpoint dtype exactly as the dequantization does; =exact).
@@ -131,7 +132,7 @@ func Open(index int) (*Backend, error) {
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
-	b.GEMV4 = map[string]string{"fast": "gemv4f", "exact": "gemv4", "hybrid": "gemv4h", "v": "gemv4v", "r2": "gemv4r2", "r8": "gemv4r8"}[os.Getenv("FINLORA_QUANT_GEMV")]
+	b.GEMV4 = map[string]string{"fast": "gemv4f", "exact": "gemv4", "hybrid": "gemv4h", "v": "gemv4v", "deferred": "gemv4d", "r2": "gemv4r2", "r8": "gemv4r8"}[os.Getenv("FINLORA_QUANT_GEMV")]
 	b.OldDequant = os.Getenv("FINLORA_DEQUANT") == "old"
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"

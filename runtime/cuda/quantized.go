@@ -298,9 +298,9 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		switch name {
 		case "":
 			name = "gemv4h" // measured faster than gemv4v end to end (H100, 2026-11-27: BENCHMARKS.md)
-		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4r2", "gemv4r8":
+		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4d", "gemv4r2", "gemv4r8":
 		default:
-			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v, gemv4h, gemv4r2 or gemv4r8)", name)
+			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
 		}
 		rows := gv4Rows // output rows a block
 		if name == "gemv4r2" || name == "gemv4r8" {

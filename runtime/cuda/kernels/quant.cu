@@ -286,7 +286,7 @@ __device__ __forceinline__ u32 prmt16(u32 q, u32 sel, u32 t0, u32 t1, u32 t2, u3
     return __byte_perm(lo, hi, sel);
 }
 
-template <bool HYBRID, int M, int GV_R>
+template <bool HYBRID, int M, int GV_R, bool DEFER = false>
 __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, int N, int K, float alpha, float beta,
                                             const unsigned char* packed, const float* absmax, const unsigned char* codes,
                                             const float* nabs, const float* nmap, float noff, int nsh, const float* codebook, int bsh) {
@@ -318,16 +318,23 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
     const char* cbb = (const char*)cb;
     uint4 pk[GV_R];
     float am[GV_R];
+    u32 code[GV_R]; // DEFER: the double-quant code byte, resolved through nm where it is used
     auto load = [&](int c) {
 #pragma unroll
         for (int j = 0; j < GV_R; j++) {
             int n = n0 + j;
             pk[j] = make_uint4(0u, 0u, 0u, 0u);
             am[j] = 0.f;
+            code[j] = 0u;
             if (n < N) {
                 pk[j] = __ldg((const uint4*)(packed + (i64)n * (K >> 1)) + c);
                 i64 blk = ((i64)n * K + ((i64)c << 5)) >> bsh;
-                am[j] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + (blk >> nsh))), noff);
+                if (DEFER) { // two independent loads, nothing waits on them here
+                    am[j] = absmax ? __ldg(absmax + blk) : __ldg(nabs + (blk >> nsh));
+                    code[j] = absmax ? 0u : (u32)__ldg(codes + blk);
+                } else {
+                    am[j] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + (blk >> nsh))), noff);
+                }
             }
         }
     };
@@ -339,9 +346,12 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
 #pragma unroll
         for (int j = 0; j < GV_R; j++) {
             cur[j] = pk[j];
-            cam[j] = am[j];
+            cam[j] = DEFER && !absmax ? __fadd_rn(__fmul_rn(nm[code[j]], am[j]), noff) : am[j];
         }
-        if (c + 32 < nch) load(c + 32);
+        if (DEFER)
+            load(min(c + 32, nch - 1)); // unconditional (the last pass loads a chunk it does not use): no branch to wait in
+        else if (c + 32 < nch)
+            load(c + 32);
 #pragma unroll
         for (int r = 0; r < M; r++) {
             if (r >= m) break;
@@ -435,6 +445,20 @@ extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, c
     gemv4v_body<true, 1, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 
+// gemv4d / gemv4d_m1: gemv4h whose prefetch only issues loads (the double-quant code byte and
+// the nested absmax are resolved when the chunk is used, and the next chunk is loaded without a
+// branch), so no pass waits a memory latency before computing. Written after this round's last
+// GPU call (FINLORA_QUANT_GEMV=deferred): not yet measured.
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4d(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<true, GEMV_M, 4, true>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4d_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
+        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
+        int nsh, const float* codebook, int bsh) {
+    gemv4v_body<true, 1, 4, true>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
 // gemv4r2_m1: gemv4v_m1 with 2 rows a warp (8 a block).
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4r2_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
