@@ -42,7 +42,8 @@ func init() {
 //
 // Gemm precision follows the weight operand's dtype: with a BF16 (F16) b, a is rounded to BF16
 // (F16) and the product runs on the tensor cores with float32 accumulation, as PEFT's bf16 training
-// does; with an F32 b the product is full float32 (no TF32). Everything else is float32 math.
+// does; with an F32 b the product is full float32 (no TF32; GemmLowRank, for adapter products, may
+// use TF32: see LowRankTF32). Everything else is float32 math.
 //
 // Methods are safe for concurrent use (they are serialized by a mutex).
 type Backend struct {
@@ -89,6 +90,10 @@ type Backend struct {
 	// FINLORA_HOLD_DEQUANT=0 at Open turns it off; quantized.go). dqHold is the current hold,
 	// dqHeld the copies.
 	HoldDequant bool
+	// LowRankTF32 makes GemmLowRank run float32 products on the TF32 tensor cores (on by default;
+	// FINLORA_LORA_TF32=0 at Open keeps them exact float32). tf32 is set while one runs.
+	LowRankTF32 bool
+	tf32        bool
 	dqHold      bool
 	dqHeld      []heldDequant
 
@@ -137,6 +142,7 @@ func Open(index int) (*Backend, error) {
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"
 	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") != "0"
+	b.LowRankTF32 = os.Getenv("FINLORA_LORA_TF32") != "0"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

@@ -91,7 +91,8 @@ const (
 	cudaR16F  = 2
 	cudaR16BF = 14
 
-	computeType32F = 68 // CUBLAS_COMPUTE_32F
+	computeType32F         = 68 // CUBLAS_COMPUTE_32F
+	computeType32FFastTF32 = 77 // CUBLAS_COMPUTE_32F_FAST_TF32: float32 operands rounded to TF32 on the tensor cores
 
 	opN = 0
 	opT = 1
@@ -114,6 +115,7 @@ type gemmKey struct {
 	ldc        int
 	typeAB     int
 	workspaceB int64
+	tf32       bool // F32 operands: compute CUBLAS_COMPUTE_32F_FAST_TF32 instead of CUBLAS_COMPUTE_32F
 }
 
 // gemmPlan is a matmul descriptor, its layouts and the chosen algorithm.
@@ -144,14 +146,18 @@ func newBlas(d *Device) (*blas, error) {
 }
 
 // plan returns (making once) the plan for a column-major D[m,n] = op(A)·op(B) with A, B of typeAB
-// and C = D F32, compute F32.
+// and C = D F32, compute F32 (TF32 tensor cores when key.tf32).
 func (b *blas) plan(key gemmKey) (*gemmPlan, error) {
 	if p, ok := b.plans[key]; ok {
 		return p, nil
 	}
 	lt := b.lt
 	p := &gemmPlan{}
-	if err := lt.call("cublasLtMatmulDescCreate", uintptr(unsafe.Pointer(&p.desc)), computeType32F, cudaR32F); err != nil {
+	compute := uintptr(computeType32F)
+	if key.tf32 {
+		compute = computeType32FFastTF32
+	}
+	if err := lt.call("cublasLtMatmulDescCreate", uintptr(unsafe.Pointer(&p.desc)), compute, cudaR32F); err != nil {
 		return nil, err
 	}
 	opA, opB := int32(key.opA), int32(key.opB)

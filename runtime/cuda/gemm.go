@@ -18,7 +18,20 @@ func (b *Backend) Gemm(out, a, w *tensor.Tensor, transA, transB bool, alpha, bet
 	return b.gemmLocked(out, a, w, transA, transB, alpha, beta)
 }
 
-// gemmLocked is Gemm for a caller that holds the lock.
+// GemmLowRank is Gemm for the products of a low-rank adapter branch (LoRA's x·Aᵀ, xa·Bᵀ and their
+// gradients; runtime/train calls it where the backend has it). With an F32 b and LowRankTF32 set
+// (the default; FINLORA_LORA_TF32=0 at Open turns it off) the product runs on the tensor cores
+// with its float32 operands rounded to TF32 (10-bit mantissa, float32 range and accumulation:
+// still finer than PEFT's bf16 adapter products); otherwise, and for 16-bit b, it is Gemm.
+// Shapes, dtypes and ownership as Gemm.
+func (b *Backend) GemmLowRank(out, a, w *tensor.Tensor, transA, transB bool, alpha, beta float32) error {
+	defer b.lock()()
+	b.tf32 = b.LowRankTF32
+	defer func() { b.tf32 = false }()
+	return b.gemmLocked(out, a, w, transA, transB, alpha, beta)
+}
+
+// gemmLocked is Gemm for a caller that holds the lock (float32 products on TF32 while b.tf32).
 func (b *Backend) gemmLocked(out, a, w *tensor.Tensor, transA, transB bool, alpha, beta float32) error {
 	const op = "gemm"
 	op0, err := b.f32(op, "out", out)
@@ -82,16 +95,25 @@ func (b *Backend) gemmLocked(out, a, w *tensor.Tensor, transA, transB bool, alph
 		aOperand = tmp.Ptr
 	}
 	defer b.dev.wrote(op0, out.Bytes()) // the product writes out
-	key := gemmKey{m: n, n: m, k: k, opA: opN, opB: opN, lda: n, ldb: k, ldc: n, typeAB: typeAB, workspaceB: gemmWorkspace}
+	key := gemmKey{m: n, n: m, k: k, opA: opN, opB: opN, lda: n, ldb: k, ldc: n, typeAB: typeAB, workspaceB: gemmWorkspace,
+		tf32: typeAB == cudaR32F && b.tf32}
 	if transB {
 		key.opA, key.lda = opT, k
 	}
 	if transA {
 		key.opB, key.ldb = opT, m
 	}
+	if key.tf32 {
+		if _, err := b.blas.plan(key); err != nil {
+			key.tf32 = false // no TF32 algorithm for this layout: exact float32
+		}
+	}
 	run := func() error { return b.blas.matmul(b.dev, key, wp, aOperand, op0, alpha, beta, b.ws.Ptr) }
 	if b.prof != nil {
 		prec := map[int]string{cudaR32F: "f32", cudaR16BF: "bf16", cudaR16F: "f16"}[typeAB]
+		if key.tf32 {
+			prec = "tf32"
+		}
 		name := fmt.Sprintf("gemm %s %dx%dx%d tA=%v tB=%v", prec, m, n, k, transA, transB)
 		run0 := run
 		run = func() error { return b.profiled(name, run0) }
