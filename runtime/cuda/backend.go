@@ -94,8 +94,11 @@ type Backend struct {
 	// FINLORA_LORA_TF32=0 at Open keeps them exact float32). tf32 is set while one runs.
 	LowRankTF32 bool
 	tf32        bool
-	dqHold      bool
-	dqHeld      []heldDequant
+	// ScalarConvert keeps the one-element-a-thread convert kernel for float32 → bf16 (Gemm's operand
+	// conversion, Copy) instead of convert_bf16v (FINLORA_CONVERT=scalar at Open; for comparisons).
+	ScalarConvert bool
+	dqHold        bool
+	dqHeld        []heldDequant
 
 	ks   keyStartCache // Attention's key starts on the device (attention.go)
 	prof *profiler     // non-nil while StartProfile runs
@@ -143,6 +146,7 @@ func Open(index int) (*Backend, error) {
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"
 	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") != "0"
 	b.LowRankTF32 = os.Getenv("FINLORA_LORA_TF32") != "0"
+	b.ScalarConvert = os.Getenv("FINLORA_CONVERT") == "scalar"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

@@ -1,5 +1,7 @@
 package cuda
 
+import "github.com/finlora/finlora/runtime/tensor"
+
 // Gemm rounds its F32 operand to the weight's 16-bit dtype into a workspace before the tensor-core
 // product. Several products in a row often read the same operand (q, k, v projections of one
 // normed input; gate and up; the LoRA branch between them runs float32 products that convert
@@ -55,4 +57,15 @@ func (d *Device) launched() {
 		return
 	}
 	d.convDrop()
+}
+
+// convertF32 rounds n float32 values at src to dtype code dt at dst: the vectorized kernel
+// convert_bf16v (8 a thread, 16-byte loads and stores; the same bits) for BF16 where both
+// addresses are 16-byte aligned, unless ScalarConvert, else convert (one element a thread). The
+// caller holds the lock and sets nextWrites if it declares the write.
+func (b *Backend) convertF32(dst uintptr, dt int, src uintptr, n int) error {
+	if dt == dtypeCode(tensor.BF16) && !b.ScalarConvert && dst%16 == 0 && src%16 == 0 {
+		return b.launch1("convert_bf16v", (n+7)/8, dst, src, int64(n))
+	}
+	return b.launch1("convert", n, dst, dt, src, 0, int64(n))
 }

@@ -85,7 +85,7 @@ func (b *Backend) gemmLocked(out, a, w *tensor.Tensor, transA, transB bool, alph
 			return fmt.Errorf("cuda: gemm: convert %v to %s: %w", a, w.DType(), err)
 		}
 		b.dev.nextWrites = &span{tmp.Ptr, int64(a.Numel()) * 2}
-		if err := b.launch1("convert", a.Numel(), tmp.Ptr, dt, ap, 0, int64(a.Numel())); err != nil {
+		if err := b.convertF32(tmp.Ptr, dt, ap, a.Numel()); err != nil {
 			b.dev.nextWrites = nil
 			b.dev.Alloc.Put(tmp)
 			return err

@@ -218,6 +218,9 @@ func (b *Backend) copyLocked(dst, src *tensor.Tensor) error {
 	if !dst.DType().IsFloat() || !src.DType().IsFloat() {
 		return fmt.Errorf("cuda: copy %v into %v: %w", src, dst, tensor.ErrDType)
 	}
+	if src.DType() == tensor.F32 {
+		return b.convertF32(dp, dtypeCode(dst.DType()), sp, dst.Numel())
+	}
 	return b.launch1("convert", dst.Numel(), dp, dtypeCode(dst.DType()), sp, dtypeCode(src.DType()), int64(dst.Numel()))
 }
 

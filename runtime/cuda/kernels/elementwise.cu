@@ -11,6 +11,24 @@ extern "C" __global__ void convert(void* dst, int ddt, const void* src, int sdt,
     FOR_EACH(i, n) store_w(dst, i, ddt, load_w(src, i, sdt));
 }
 
+// convert_bf16v rounds n floats to bf16 (the same bits as convert): 8 a thread, two 16-byte loads
+// and one 16-byte store (src 16-byte aligned, dst 16-byte aligned; the caller checks), the last
+// n % 8 by the thread after the last whole group. Grid-stride over groups.
+extern "C" __global__ void convert_bf16v(u16* dst, const float* src, i64 n) {
+    i64 groups = n >> 3;
+    FOR_EACH(g, groups) {
+        float4 a = ((const float4*)src)[2 * g], b = ((const float4*)src)[2 * g + 1];
+        uint4 o;
+        o.x = (u32)f32_to_bf16(a.x) | ((u32)f32_to_bf16(a.y) << 16);
+        o.y = (u32)f32_to_bf16(a.z) | ((u32)f32_to_bf16(a.w) << 16);
+        o.z = (u32)f32_to_bf16(b.x) | ((u32)f32_to_bf16(b.y) << 16);
+        o.w = (u32)f32_to_bf16(b.z) | ((u32)f32_to_bf16(b.w) << 16);
+        ((uint4*)dst)[g] = o;
+    }
+    if ((i64)blockIdx.x * blockDim.x + threadIdx.x == 0)
+        for (i64 i = groups << 3; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+}
+
 // add: out = a + alpha·b.
 extern "C" __global__ void add(float* out, const float* a, const float* b, float alpha, i64 n) {
     FOR_EACH(i, n) out[i] = a[i] + alpha * b[i];
