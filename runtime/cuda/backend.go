@@ -97,8 +97,11 @@ type Backend struct {
 	// ScalarConvert keeps the one-element-a-thread convert kernel for float32 → bf16 (Gemm's operand
 	// conversion, Copy) instead of convert_bf16v (FINLORA_CONVERT=scalar at Open; for comparisons).
 	ScalarConvert bool
-	dqHold        bool
-	dqHeld        []heldDequant
+	// FuseConvert lets SwiGLU and SwiGLUBackward write bf16 copies of their outputs for the next
+	// bf16 Gemm (conv.go; on by default, FINLORA_FUSE_CONVERT=0 at Open turns it off).
+	FuseConvert bool
+	dqHold      bool
+	dqHeld      []heldDequant
 
 	ks   keyStartCache // Attention's key starts on the device (attention.go)
 	prof *profiler     // non-nil while StartProfile runs
@@ -147,6 +150,7 @@ func Open(index int) (*Backend, error) {
 	b.HoldDequant = os.Getenv("FINLORA_HOLD_DEQUANT") != "0"
 	b.LowRankTF32 = os.Getenv("FINLORA_LORA_TF32") != "0"
 	b.ScalarConvert = os.Getenv("FINLORA_CONVERT") == "scalar"
+	b.FuseConvert = os.Getenv("FINLORA_FUSE_CONVERT") != "0"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

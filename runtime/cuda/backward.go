@@ -46,6 +46,21 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) error 
 	if dup.Numel() != dgate.Numel() {
 		return fmt.Errorf("cuda: %s: dy %v, gate %v into %v, %v: %w", op, dy, gate, dgate, dup, tensor.ErrShape)
 	}
+	if sg := b.shadowBF16(dgate.Numel()); sg != nil { // bf16 copies for the gate/up input gradients (conv.go)
+		su := b.shadowBF16(dup.Numel())
+		if su == nil {
+			b.dev.Alloc.Put(sg)
+		} else {
+			if err := b.launch1("swiglu_bwd_b", dgate.Numel(), dg, du, sg.Ptr, su.Ptr, yp, gp, up0, int64(dgate.Numel())); err != nil {
+				b.dev.Alloc.Put(sg)
+				b.dev.Alloc.Put(su)
+				return err
+			}
+			b.keepShadow(du, dup.Bytes(), su)
+			b.keepShadow(dg, dgate.Bytes(), sg) // newest: gate_proj's product reads it first
+			return nil
+		}
+	}
 	return b.launch1("swiglu_bwd", dgate.Numel(), dg, du, yp, gp, up0, int64(dgate.Numel()))
 }
 

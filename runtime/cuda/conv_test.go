@@ -83,3 +83,94 @@ func TestGemmConversionCache(t *testing.T) {
 	check("after a fill", 1)
 	check("again, unchanged", 0)
 }
+
+// SwiGLU and its backward write bf16 copies of their outputs and keep them as conversions
+// (FuseConvert): the down projection after SwiGLU and the gate and up input-gradient products
+// after the backward convert nothing and equal the CPU's; the float32 outputs are unchanged; a
+// launch in between, or FuseConvert off, makes the Gemm convert again.
+func TestSwiGLUFusedConversion(t *testing.T) {
+	p := newPair(t)
+	defer p.free()
+	be := p.g.(*Backend)
+	defer func(v bool) { be.FuseConvert = v }(be.FuseConvert)
+	bwg, ok := p.g.(tensor.Backward)
+	bwc, ok2 := p.c.(tensor.Backward)
+	if !ok || !ok2 {
+		t.Fatal("backends without tensor.Backward")
+	}
+	const n, inter, hid = 64, 256, 96
+	gg, gc := p.rand(tensor.F32, 2, n, inter)
+	ug, uc := p.rand(tensor.F32, 1, n, inter)
+	dyg, dyc := p.rand(tensor.F32, 1, n, inter)
+	wdg, wdc := p.rand(tensor.BF16, 1, hid, inter) // down [hid, inter]
+	wgg, wgc := p.rand(tensor.BF16, 1, inter, hid) // gate/up [inter, hid]
+	wug, wuc := p.rand(tensor.BF16, 1, inter, hid)
+	actg, actc := p.zeros(n, inter)
+	dgg, dgc := p.zeros(n, inter)
+	dug, duc := p.zeros(n, inter)
+	og, oc := p.zeros(n, hid)
+	converts := func(f func() error) int {
+		be.StartProfile()
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+		prof, err := be.StopProfile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := 0
+		for _, e := range prof {
+			if e.Name == "convert" || e.Name == "convert_bf16v" {
+				c += e.Calls
+			}
+		}
+		return c
+	}
+	for _, fuse := range []bool{true, false} {
+		be.FuseConvert = fuse
+		want := map[bool]int{true: 0, false: 1}[fuse]
+		if err := p.g.SwiGLU(actg, gg, ug); err != nil {
+			t.Fatal(err)
+		}
+		p.c.SwiGLU(actc, gc, uc)
+		p.same("swiglu", actg, actc, 1e-5)
+		c := converts(func() error { return p.g.Gemm(og, actg, wdg, false, true, 1, 0) })
+		p.c.Gemm(oc, actc, wdc, false, true, 1, 0)
+		p.same("down after swiglu", og, oc, 3e-3)
+		if c != want {
+			t.Errorf("fuse %v: down after swiglu converted %d times, want %d", fuse, c, want)
+		}
+		if err := bwg.SwiGLUBackward(dgg, dug, dyg, gg, ug); err != nil {
+			t.Fatal(err)
+		}
+		if err := bwc.SwiGLUBackward(dgc, duc, dyc, gc, uc); err != nil {
+			t.Fatal(err)
+		}
+		p.same("swiglu backward dgate", dgg, dgc, 1e-5)
+		p.same("swiglu backward dup", dug, duc, 1e-5)
+		c = converts(func() error {
+			if err := p.g.Gemm(og, dgg, wgg, false, false, 1, 0); err != nil {
+				return err
+			}
+			return p.g.Gemm(og, dug, wug, false, false, 1, 1)
+		})
+		p.c.Gemm(oc, dgc, wgc, false, false, 1, 0)
+		p.c.Gemm(oc, duc, wuc, false, false, 1, 1)
+		p.same("gate+up input gradient after swiglu backward", og, oc, 3e-3)
+		if c != 2*want {
+			t.Errorf("fuse %v: gate/up products after swiglu backward converted %d times, want %d", fuse, c, 2*want)
+		}
+		// a launch between producer and product drops the copies
+		if err := bwg.SwiGLUBackward(dgg, dug, dyg, gg, ug); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.g.Scale(actg, actg, 1); err != nil {
+			t.Fatal(err)
+		}
+		if c := converts(func() error { return p.g.Gemm(og, dgg, wgg, false, false, 1, 0) }); c != 1 {
+			t.Errorf("fuse %v: product after an intervening launch converted %d times, want 1", fuse, c)
+		}
+		p.c.Gemm(oc, dgc, wgc, false, false, 1, 0)
+		p.same("gate input gradient after an intervening launch", og, oc, 3e-3)
+	}
+}

@@ -18,9 +18,9 @@ type Device struct {
 	stream uintptr // CUstream
 	Alloc  *Allocator
 
-	conv       convCache // Gemm's last operand conversion (conv.go)
-	nextWrites *span     // the only range the next kernel launch writes, when declared (conv.go)
-	pos        posValid  // the last position tensor Rope found valid (posvalid.go)
+	conv       [convKeep]convCache // Gemm operand conversions kept, newest first (conv.go)
+	nextWrites *span               // the only range the next kernel launch writes, when declared (conv.go)
+	pos        posValid            // the last position tensor Rope found valid (posvalid.go)
 }
 
 var (

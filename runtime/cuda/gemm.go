@@ -77,8 +77,8 @@ func (b *Backend) gemmLocked(out, a, w *tensor.Tensor, transA, transB bool, alph
 			typeAB = cudaR16F
 		}
 		dt := dtypeCode(w.DType())
-		if c := &b.dev.conv; c.blk != nil && c.src == ap && c.bytes == a.Bytes() && c.dt == dt && !b.NoConvCache {
-			aOperand = c.blk.Ptr // converted by an earlier Gemm, unwritten since (conv.go)
+		if blk := b.dev.convFind(ap, a.Bytes(), dt); blk != nil && !b.NoConvCache {
+			aOperand = blk.Ptr // converted by an earlier Gemm or written by its producer, unwritten since (conv.go)
 			break
 		}
 		if tmp, err = b.dev.Alloc.Get(int64(a.Numel())*2, Workspace); err != nil {
@@ -90,8 +90,7 @@ func (b *Backend) gemmLocked(out, a, w *tensor.Tensor, transA, transB bool, alph
 			b.dev.Alloc.Put(tmp)
 			return err
 		}
-		b.dev.convDrop() // the block of the previous conversion goes back (stream-ordered)
-		b.dev.conv = convCache{src: ap, bytes: a.Bytes(), dt: dt, blk: tmp}
+		b.dev.convPut(convCache{src: ap, bytes: a.Bytes(), dt: dt, blk: tmp}) // the oldest kept one goes back (stream-ordered)
 		aOperand = tmp.Ptr
 	}
 	defer b.dev.wrote(op0, out.Bytes()) // the product writes out

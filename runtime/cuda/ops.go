@@ -62,6 +62,14 @@ func (b *Backend) SwiGLU(out, gate, up *tensor.Tensor) error {
 	if err != nil {
 		return err
 	}
+	if sh := b.shadowBF16(out.Numel()); sh != nil { // the bf16 copy for the down projection (conv.go)
+		if err := b.launch1("swiglu_b", out.Numel(), o, sh.Ptr, g, u, int64(out.Numel())); err != nil {
+			b.dev.Alloc.Put(sh)
+			return err
+		}
+		b.keepShadow(o, out.Bytes(), sh)
+		return nil
+	}
 	return b.launch1("swiglu", out.Numel(), o, g, u, int64(out.Numel()))
 }
 

@@ -61,6 +61,30 @@ extern "C" __global__ void swiglu_bwd(float* dgate, float* dup, const float* dy,
     }
 }
 
+// swiglu_b / swiglu_bwd_b: swiglu / swiglu_bwd that also write the outputs rounded to bf16 (ob;
+// dgb, dub), the operand copies a following bf16 Gemm would otherwise convert (conv.go). The
+// float32 outputs are the same bits as the plain kernels'.
+extern "C" __global__ void swiglu_b(float* out, u16* ob, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) {
+        float g = gate[i];
+        float o = g / (1.f + expf(-g)) * up[i];
+        out[i] = o;
+        ob[i] = f32_to_bf16(o);
+    }
+}
+
+extern "C" __global__ void swiglu_bwd_b(float* dgate, float* dup, u16* dgb, u16* dub, const float* dy, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) {
+        float g = gate[i], u = up[i], y = dy[i];
+        float s = 1.f / (1.f + expf(-g));
+        float a = y * u * s * (1.f + g * (1.f - s)), b = y * g * s;
+        dgate[i] = a;
+        dup[i] = b;
+        dgb[i] = f32_to_bf16(a);
+        dub[i] = f32_to_bf16(b);
+    }
+}
+
 // add_bias: x[r, c] += bias[c] for x [rows, cols].
 extern "C" __global__ void add_bias(float* x, const void* bias, int dt, i64 cols, i64 n) {
     FOR_EACH(i, n) x[i] += load_w(bias, i % cols, dt);
