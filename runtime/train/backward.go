@@ -79,23 +79,23 @@ func (g *graph) linearBackward(ar *arena, l int, name string, dy, x, dx *tensor.
 		}
 	}
 	s := dm.mod.Scale
-	if err := g.loraGemm(dxa, dyB, dm.B, false, false, s, 0); err != nil {
+	if err := g.loraGemm(w, dxa, dyB, dm.B, false, false, s, 0); err != nil {
 		return err
 	}
-	if err := g.loraGemm(dm.dB, dyB, la.xa, true, false, s, 1); err != nil {
+	if err := g.loraGemm(w, dm.dB, dyB, la.xa, true, false, s, 1); err != nil {
 		return fmt.Errorf("train: layer %d %s lora_B grad: %w", l, name, err)
 	}
-	if err := g.loraGemm(dm.dA, dxa, la.xm, true, false, 1, 1); err != nil {
+	if err := g.loraGemm(w, dm.dA, dxa, la.xm, true, false, 1, 1); err != nil {
 		return fmt.Errorf("train: layer %d %s lora_A grad: %w", l, name, err)
 	}
 	if direct {
-		return g.loraGemm(dx, dxa, dm.A, false, false, 1, 1)
+		return g.loraGemm(w, dx, dxa, dm.A, false, false, 1, 1)
 	}
 	tbeta := float32(0)
 	if dm.mscale != nil {
 		tbeta = 1
 	}
-	if err := g.loraGemm(tmp, dxa, dm.A, false, false, 1, tbeta); err != nil {
+	if err := g.loraGemm(w, tmp, dxa, dm.A, false, false, 1, tbeta); err != nil {
 		return err
 	}
 	if la.mask != nil {

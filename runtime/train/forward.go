@@ -53,7 +53,7 @@ func (g *graph) doraForward(ar *arena, dm *devModule, la *linActs, w frozen, out
 	if err := g.b.Add(out, out, la.pre, -1); err != nil { // x·Wᵀ − x_d·Wᵀ
 		return err
 	}
-	if err := g.loraGemm(la.pre, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
+	if err := g.loraGemm(w, la.pre, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
 		return err
 	}
 	scaled, err := ar.f32(out.Shape()...)
@@ -133,11 +133,11 @@ func (g *graph) linear(ar *arena, mb *microBatch, l int, name string, x, out *te
 			if la.xa, err = ar.f32(n, dm.mod.R); err != nil {
 				return err
 			}
-			if err := g.loraGemm(la.xa, la.xm, dm.A, false, true, 1, 0); err != nil {
+			if err := g.loraGemm(w, la.xa, la.xm, dm.A, false, true, 1, 0); err != nil {
 				return fmt.Errorf("train: layer %d %s lora_A: %w", l, name, err)
 			}
 			if dm.mscale == nil {
-				if err := g.loraGemm(out, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
+				if err := g.loraGemm(w, out, la.xa, dm.B, false, true, dm.mod.Scale, 1); err != nil {
 					return fmt.Errorf("train: layer %d %s lora_B: %w", l, name, err)
 				}
 			} else if err := g.doraForward(ar, dm, la, w, out); err != nil {
