@@ -210,12 +210,19 @@ func runBench(args []string) error {
 	return nil
 }
 
-// benchProfile runs two steps and prints the device time per kernel of the second.
+// benchProfile runs three steps: the host time in driver and cuBLASLt calls of the second (no
+// events), then the device time per kernel of the third.
 func benchProfile(cb *cuda.Backend, base *train.Base, ad *lora.Adapter, rows []train.Example, batch int, rc bool) error {
-	tr, err := train.NewTrainer(base, ad.Clone(), rows, train.Config{BatchSize: batch, Steps: 2, GradientCheckpointing: rc,
+	var host []cuda.HostCall
+	var tracedStep float64
+	tr, err := train.NewTrainer(base, ad.Clone(), rows, train.Config{BatchSize: batch, Steps: 3, GradientCheckpointing: rc,
 		AdamW: train.AdamWConfig{LR: 1e-4, Betas: [2]float64{0.9, 0.999}, Eps: 1e-8},
 		Progress: func(s train.StepMetrics) {
-			if s.Step == 1 {
+			switch s.Step {
+			case 1:
+				cuda.StartHostTrace()
+			case 2:
+				host, tracedStep = cuda.StopHostTrace(), s.Duration.Seconds()
 				cb.StartProfile()
 			}
 		}})
@@ -230,6 +237,17 @@ func benchProfile(cb *cuda.Backend, base *train.Base, ad *lora.Adapter, rows []t
 	prof, err := cb.StopProfile()
 	if err != nil {
 		return err
+	}
+	var hostMs float64
+	for _, c := range host {
+		hostMs += c.Ms
+	}
+	fmt.Printf("\nhost calls of one step (recompute %v, step %.3f s with the trace on): %.1f ms inside driver and cuBLASLt calls\n", rc, tracedStep, hostMs)
+	for i, c := range host {
+		if i == 12 {
+			break
+		}
+		fmt.Printf("  host %-32s %7d calls %8.2f ms\n", c.Name, c.Calls, c.Ms)
 	}
 	var total float64
 	groups := map[string]float64{}

@@ -60,6 +60,9 @@ func loadCublasLt() (*cublasLtAPI, error) {
 
 //go:uintptrescapes
 func (l *cublasLtAPI) call(name string, args ...uintptr) error {
+	if done := traced(name); done != nil {
+		defer done()
+	}
 	r, _, _ := purego.SyscallN(l.syms[name], args...)
 	if int32(r) == 0 {
 		return nil

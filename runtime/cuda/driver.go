@@ -84,6 +84,9 @@ func (d *driverAPI) call(name string, args ...uintptr) error {
 	if !ok {
 		panic("cuda: driver symbol not bound: " + name)
 	}
+	if done := traced(name); done != nil {
+		defer done()
+	}
 	r, _, _ := purego.SyscallN(p, args...)
 	if int32(r) == 0 {
 		return nil
