@@ -100,8 +100,12 @@ type Backend struct {
 	// FuseConvert lets SwiGLU and SwiGLUBackward write bf16 copies of their outputs for the next
 	// bf16 Gemm (conv.go; on by default, FINLORA_FUSE_CONVERT=0 at Open turns it off).
 	FuseConvert bool
-	dqHold      bool
-	dqHeld      []heldDequant
+	// VecElementwise selects add_v, swiglu_bv and swiglu_bwd_bv (4 elements a thread, float4
+	// accesses; the same arithmetic) where every pointer is 16-byte aligned (FINLORA_VEC_ELEMWISE=1
+	// at Open; off by default until measured on a GPU).
+	VecElementwise bool
+	dqHold         bool
+	dqHeld         []heldDequant
 
 	ks   keyStartCache // Attention's key starts on the device (attention.go)
 	prof *profiler     // non-nil while StartProfile runs
@@ -151,6 +155,7 @@ func Open(index int) (*Backend, error) {
 	b.LowRankTF32 = os.Getenv("FINLORA_LORA_TF32") != "0"
 	b.ScalarConvert = os.Getenv("FINLORA_CONVERT") == "scalar"
 	b.FuseConvert = os.Getenv("FINLORA_FUSE_CONVERT") != "0"
+	b.VecElementwise = os.Getenv("FINLORA_VEC_ELEMWISE") == "1"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

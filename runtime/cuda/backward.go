@@ -51,7 +51,11 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) error 
 		if su == nil {
 			b.dev.Alloc.Put(sg)
 		} else {
-			if err := b.launch1("swiglu_bwd_b", dgate.Numel(), dg, du, sg.Ptr, su.Ptr, yp, gp, up0, int64(dgate.Numel())); err != nil {
+			name, n := "swiglu_bwd_b", dgate.Numel()
+			if b.VecElementwise && aligned16(dg, du, sg.Ptr, su.Ptr, yp, gp, up0) {
+				name, n = "swiglu_bwd_bv", (n+3)/4
+			}
+			if err := b.launch1(name, n, dg, du, sg.Ptr, su.Ptr, yp, gp, up0, int64(dgate.Numel())); err != nil {
 				b.dev.Alloc.Put(sg)
 				b.dev.Alloc.Put(su)
 				return err

@@ -32,6 +32,9 @@ func (b *Backend) Add(out, x, y *tensor.Tensor, alpha float32) error {
 	if err != nil {
 		return err
 	}
+	if b.VecElementwise && aligned16(o, xp, yp) {
+		return b.launch1("add_v", (out.Numel()+3)/4, o, xp, yp, alpha, int64(out.Numel()))
+	}
 	return b.launch1("add", out.Numel(), o, xp, yp, alpha, int64(out.Numel()))
 }
 
@@ -63,7 +66,11 @@ func (b *Backend) SwiGLU(out, gate, up *tensor.Tensor) error {
 		return err
 	}
 	if sh := b.shadowBF16(out.Numel()); sh != nil { // the bf16 copy for the down projection (conv.go)
-		if err := b.launch1("swiglu_b", out.Numel(), o, sh.Ptr, g, u, int64(out.Numel())); err != nil {
+		name, n := "swiglu_b", out.Numel()
+		if b.VecElementwise && aligned16(o, sh.Ptr, g, u) {
+			name, n = "swiglu_bv", (n+3)/4
+		}
+		if err := b.launch1(name, n, o, sh.Ptr, g, u, int64(out.Numel())); err != nil {
 			b.dev.Alloc.Put(sh)
 			return err
 		}
@@ -342,4 +349,15 @@ func (b *Backend) slice(op string, dst, src *tensor.Tensor, axis, start int, set
 		return b.launch1("copy_blocks", outer*partRun, dp+off, sp, int64(outer), int64(partRun), int64(fullRun), int64(partRun), es)
 	}
 	return b.launch1("copy_blocks", outer*partRun, dp, sp+off, int64(outer), int64(partRun), int64(partRun), int64(fullRun), es)
+}
+
+// aligned16 reports whether every address is a multiple of 16 bytes (the vectorized kernels' float4
+// accesses).
+func aligned16(ps ...uintptr) bool {
+	for _, p := range ps {
+		if p%16 != 0 {
+			return false
+		}
+	}
+	return true
 }
