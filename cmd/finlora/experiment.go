@@ -66,6 +66,11 @@ func runExperiment(args []string) error {
 	if o.TrainSentiment+o.TrainNER == 0 {
 		return fmt.Errorf("%w: no training rows (-train-sentiment and -train-ner are 0)", errUsage)
 	}
+	for _, n := range []*int{&o.TrainSentiment, &o.TrainNER} {
+		if *n == 0 { // experiment.Options reads 0 as "the default"; the flag means none
+			*n = -1
+		}
+	}
 	o.OutDir = *out
 	o.Log = os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -29,8 +29,8 @@ type Options struct {
 	Tasks          []string // DefaultTasks when empty
 	Ranks          []int    // LoRA ranks, one adapter each ({4, 8} when empty)
 	EvalLimit      int      // evaluated rows per task (200 when 0)
-	TrainSentiment int      // sentiment training rows (TFNS+NWGI; 200 when 0)
-	TrainNER       int      // NER training rows (100 when 0)
+	TrainSentiment int      // sentiment training rows (TFNS+NWGI; 200 when 0, none when negative)
+	TrainNER       int      // NER training rows (100 when 0, none when negative)
 	Steps          int      // optimizer steps per adapter (0: one epoch over the training rows)
 	BatchSize      int      // training rows per step (8 when 0)
 	EvalBatch      int      // prompts generated together (8 when 0, FinLoRA's)
@@ -59,6 +59,7 @@ func (o *Options) defaults() {
 	def(&o.EvalLimit, 200)
 	def(&o.TrainSentiment, 200)
 	def(&o.TrainNER, 100)
+	o.TrainSentiment, o.TrainNER = max(o.TrainSentiment, 0), max(o.TrainNER, 0)
 	def(&o.BatchSize, 8)
 	def(&o.EvalBatch, 8)
 	def(&o.MaxLength, 256)

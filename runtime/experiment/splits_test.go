@@ -121,3 +121,16 @@ func TestFindDataDir(t *testing.T) {
 		t.Error("a folder without fpb_test.jsonl was accepted")
 	}
 }
+
+func TestOptionsDefaults(t *testing.T) {
+	var o Options
+	o.defaults()
+	if o.EvalLimit != 200 || o.TrainSentiment != 200 || o.TrainNER != 100 || o.LR != 1e-3 || len(o.Ranks) != 2 || o.Seed != 42 {
+		t.Errorf("defaults %+v", o)
+	}
+	o = Options{TrainNER: -1, Dropout: -1}
+	o.defaults()
+	if o.TrainNER != 0 || o.Dropout != 0 {
+		t.Errorf("negative TrainNER/Dropout should mean none: %d, %g", o.TrainNER, o.Dropout)
+	}
+}
