@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/finlora/finlora/runtime/tensor"
 )
@@ -33,38 +32,9 @@ func (b *Backend) CopyRate(n int64, iters int) (float64, error) {
 	}(); err != nil {
 		return 0, err
 	}
-	for i := 0; i < 3; i++ {
-		if err := run(); err != nil {
-			return 0, err
-		}
-	}
-	start, err := b.dev.NewEvent()
+	med, err := b.medianMillis(run, iters)
 	if err != nil {
 		return 0, err
 	}
-	defer start.Destroy()
-	stop, err := b.dev.NewEvent()
-	if err != nil {
-		return 0, err
-	}
-	defer stop.Destroy()
-	times := make([]float64, 0, iters)
-	for i := 0; i < iters; i++ {
-		if err := start.Record(); err != nil {
-			return 0, err
-		}
-		if err := run(); err != nil {
-			return 0, err
-		}
-		if err := stop.Record(); err != nil {
-			return 0, err
-		}
-		ms, err := stop.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		times = append(times, float64(ms))
-	}
-	sort.Float64s(times)
-	return 2 * float64(n) / (times[len(times)/2] * 1e-3) / 1e9, nil
+	return 2 * float64(n) / (med * 1e-3) / 1e9, nil
 }

@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/finlora/finlora/runtime/tensor"
 )
@@ -160,39 +159,9 @@ func (b *Backend) GemmRate(m, n, k, iters int) (float64, error) {
 		b.dev.wrote(out.Data().(*Block).Ptr, out.Bytes())
 		return b.blas.matmul(b.dev, key, w.Data().(*Block).Ptr, a.Data().(*Block).Ptr, out.Data().(*Block).Ptr, 1, 0, b.ws.Ptr)
 	}
-	for i := 0; i < 3; i++ {
-		if err := run(); err != nil {
-			return 0, err
-		}
-	}
-	start, err := b.dev.NewEvent()
+	med, err := b.medianMillis(run, iters)
 	if err != nil {
 		return 0, err
 	}
-	defer start.Destroy()
-	stop, err := b.dev.NewEvent()
-	if err != nil {
-		return 0, err
-	}
-	defer stop.Destroy()
-	times := make([]float64, 0, iters)
-	for i := 0; i < iters; i++ {
-		if err := start.Record(); err != nil {
-			return 0, err
-		}
-		if err := run(); err != nil {
-			return 0, err
-		}
-		if err := stop.Record(); err != nil {
-			return 0, err
-		}
-		ms, err := stop.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		times = append(times, float64(ms))
-	}
-	sort.Float64s(times)
-	med := times[len(times)/2]
 	return 2 * float64(m) * float64(n) * float64(k) / (med * 1e-3) / 1e12, nil
 }
