@@ -45,20 +45,23 @@ func (m *Model) LastLogits(ctx context.Context, in Input, cache *Cache) (*tensor
 		return nil, err
 	}
 	defer h.Free()
+	return lastPositionLogits(m.Backend, h, m.Logits)
+}
+
+// lastPositionLogits applies logits (an LM head) to the last position of each sequence of the
+// hidden states h F32 [B, T, D] and returns F32 [B, V], which the caller frees; h stays the
+// caller's. Model and Gemma3 share it.
+func lastPositionLogits(b tensor.Backend, h *tensor.Tensor, logits func(*tensor.Tensor) (*tensor.Tensor, error)) (*tensor.Tensor, error) {
 	B, T, D := h.Dim(0), h.Dim(1), h.Dim(2)
-	last, err := m.Backend.Alloc(tensor.F32, B, 1, D)
+	last, err := b.Alloc(tensor.F32, B, 1, D)
 	if err != nil {
 		return nil, err
 	}
 	defer last.Free()
-	if err := m.Backend.Slice(last, h, 1, T-1); err != nil {
+	if err := b.Slice(last, h, 1, T-1); err != nil {
 		return nil, err
 	}
-	lg, err := m.Logits(last.MustView(B, D))
-	if err != nil {
-		return nil, err
-	}
-	return lg, nil
+	return logits(last.MustView(B, D))
 }
 
 // Logits applies the LM head to final hidden states h [.., D]: logits F32 [.., V] (caller frees).

@@ -26,16 +26,7 @@ func (m *Gemma3) LastLogits(ctx context.Context, in Input, cache *Cache) (*tenso
 		return nil, err
 	}
 	defer h.Free()
-	B, T, D := h.Dim(0), h.Dim(1), h.Dim(2)
-	last, err := m.Backend.Alloc(tensor.F32, B, 1, D)
-	if err != nil {
-		return nil, err
-	}
-	defer last.Free()
-	if err := m.Backend.Slice(last, h, 1, T-1); err != nil {
-		return nil, err
-	}
-	return m.Logits(last.MustView(B, D))
+	return lastPositionLogits(m.Backend, h, m.Logits)
 }
 
 // Logits applies the tied LM head (and the final soft-cap, if configured) to h [.., D]: F32 [.., V].
