@@ -36,7 +36,7 @@ TESTS=${GPU_CHECK_TESTS:-doctor cuda model train generate}
 for t in $TESTS; do
 	case $t in
 	doctor) step "finlora doctor -compile" doctor.log . "$BIN/finlora" doctor -compile ;;
-	cuda) step "cuda tests" cuda.log runtime/cuda "$BIN/cuda.test" $T ;;
+	cuda) step "cuda tests" cuda.log runtime/cuda "$BIN/cuda.test" $T ${GPU_CHECK_CUDA_RUN:+-test.run $GPU_CHECK_CUDA_RUN} ;;
 	model) step "model device parity" model.log runtime/model "$BIN/model.test" $T -test.run Device ;;
 	train) step "train device parity" train.log runtime/train env FINLORA_POISON_UNINIT=1 "$BIN/train.test" $T -test.run Device ;;
 	generate) step "generate device parity" generate.log runtime/generate "$BIN/generate.test" $T -test.run Device ;;
@@ -51,6 +51,17 @@ if [ -n "${GPU_CHECK_BENCH:-}" ]; then
 	for q in ${GPU_CHECK_QUANT:-}; do
 		step "finlora bench -quant $q" bench-$q.log . "$BIN/finlora" bench $GPU_CHECK_BENCH -gemm 0 -quant $q ${GPU_CHECK_DECODE:+-decode $GPU_CHECK_DECODE}
 	done
+fi
+# GPU_CHECK_NSYS="args": `finlora bench args` under Nsight Systems (when nsys is installed): the
+# per-kernel device times and the CUDA API calls of the host, without the profiler's events.
+if [ -n "${GPU_CHECK_NSYS:-}" ]; then
+	NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+	if [ -n "$NSYS" ]; then
+		step "nsys finlora bench" nsys.log . "$NSYS" profile -t cuda -o "$OUT/decode" --force-overwrite true --stats=true "$BIN/finlora" bench $GPU_CHECK_NSYS
+		rm -f "$OUT"/decode.nsys-rep "$OUT"/decode.sqlite
+	else
+		echo "no nsys" >"$OUT/nsys.log"
+	fi
 fi
 # GPU_CHECK_VARIANTS="ENV=v ENV2=w;ENV=u|args": `finlora bench` once per ';'-separated set of
 # environment assignments (comparisons against the defaults), with the arguments after '|' or else

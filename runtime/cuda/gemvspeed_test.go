@@ -72,7 +72,7 @@ func TestQuantGEMVSpeed(t *testing.T) {
 		defer outs[s.name].Free()
 	}
 	var lines []string
-	for _, kern := range []string{"gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4d", "gemv4r2", "gemv4r8"} {
+	for _, kern := range []string{"gemv4h", "gemv4d", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8"} {
 		b.GEMV4 = kern
 		tok := 0.0
 		for _, s := range shapes {

@@ -251,6 +251,43 @@ const gemvMaxRows = 4
 // of GV_R rows in kernels/quant.cu) and its threads.
 const gv4Rows, gv4Threads = 16, 128
 
+// gs4Threads is GS_THREADS of kernels/quant.cu: the threads of one gemv4s block.
+const gs4Threads = 128
+
+// gemv4sKernel names the gemv4s variant for an [n, k] weight and returns its output rows a block:
+// U = 4 chunks of each row in flight a thread when a row has more chunks than a block has
+// threads (k > 32·gs4Threads), else 1; R rows a block from the name's suffix, or by n when the name
+// is "" or "gemv4s": 2 up to 2048 rows, 4 up to 8192, else 8 (4 with U = 4), so that small
+// matrices still spread over every SM and large ones share each x load among more rows.
+func gemv4sKernel(name string, n, k int) (string, int) {
+	u := 1
+	if k > 32*gs4Threads {
+		u = 4
+	}
+	r := 0
+	switch name {
+	case "gemv4s_r2":
+		r = 2
+	case "gemv4s_r4":
+		r = 4
+	case "gemv4s_r8":
+		r = 8
+	default:
+		switch {
+		case n <= 2048:
+			r = 2
+		case n <= 8192:
+			r = 4
+		default:
+			r = 8
+		}
+	}
+	if u == 4 && r == 8 {
+		r = 4 // not compiled: the registers of 32 chunks a thread
+	}
+	return fmt.Sprintf("gemv4s_r%d_u%d", r, u), r
+}
+
 // blockShifts returns log2 of h's block size and nested block size (1 when not double-quantized)
 // and whether both are powers of two (the kernels that index blocks by shifts need them).
 func blockShifts(h *tensor.QuantHost) (bsh, nsh int, ok bool) {
@@ -265,7 +302,7 @@ func blockShifts(h *tensor.QuantHost) (bsh, nsh int, ok bool) {
 // packed codes directly) when they apply: x·Wᵀ, at most gemvMaxRows rows of F32 x, K a multiple of
 // 32 (NF4/FP4, block size ≥ 32) or 16 (int8), 16-byte aligned operands. It reports whether it ran;
 // otherwise the caller takes the dequantize-then-GEMM path. FINLORA_QUANT_GEMV=0 turns it off;
-// Backend.GEMV4 picks the 4-bit kernel (gemv4h by default).
+// Backend.GEMV4 picks the 4-bit kernel (gemv4s at m = 1 and gemv4h at m ≤ 4 by default).
 func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta float32) (bool, error) {
 	h := &q.h
 	if !transW || b.NoQuantGEMV || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
@@ -296,11 +333,17 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		}
 		name := b.GEMV4
 		switch name {
-		case "":
-			name = "gemv4h" // measured faster than gemv4v end to end (H100, 2026-11-27: BENCHMARKS.md)
+		case "", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
+			bsh, nsh, pow2 := blockShifts(h)
+			if m == 1 && pow2 {
+				kern, rows := gemv4sKernel(name, h.Rows, h.Cols)
+				return true, b.k.launch(kern, dim3{x: (h.Rows + rows - 1) / rows}, dim3{x: gs4Threads}, 0, op, xp, h.Rows, h.Cols,
+					alpha, beta, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh, q.codebook, bsh)
+			}
+			name = "gemv4h" // m > 1: measured faster than gemv4v end to end (H100, 2026-11-27: BENCHMARKS.md)
 		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4d", "gemv4r2", "gemv4r8":
 		default:
-			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
+			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4s, gemv4s_r2, gemv4s_r4, gemv4s_r8, gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
 		}
 		rows := gv4Rows // output rows a block
 		if name == "gemv4r2" || name == "gemv4r8" {

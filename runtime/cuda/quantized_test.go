@@ -160,10 +160,11 @@ func TestQuantizedConformance(t *testing.T) {
 // layout against the CPU's product on the same exact weights; the profile proves the named GEMV
 // ran rather than the dequantize-then-GEMM path. gemv8 and gemv4 ("exact") use the weights rounded
 // to the checkpoint dtype as the dequantization does, with float32 arithmetic: the float32 bound.
-// gemv4h (the default), gemv4v, gemv4r2/r8 and gemv4f use codebook·absmax in float32 (gemv4h:
-// half the codes through a bf16-rounded codebook) without that rounding, so against the CPU's
-// rounded weights their bound is bf16's, 3e-3; with float32 weights all but gemv4h keep the
-// float32 bound.
+// gemv4s (the default at m = 1, R = 2/4/8 rows a block), gemv4h (the default at m > 1), gemv4v,
+// gemv4r2/r8 and gemv4f use codebook·absmax in float32 (gemv4s and gemv4h: half the codes through
+// a bf16-rounded codebook) without that rounding, so against the CPU's rounded weights their bound
+// is bf16's, 3e-3; with float32 weights all but gemv4s/gemv4h keep the float32 bound. K = 4160 is
+// also more chunks (130) than a gemv4s block has threads: its U = 4 form.
 // Shapes: 300 rows (not a multiple of the 16-row blocks of gemv4v/h), K = 512 (16 chunks of 32
 // codes: half of each warp idle) and 4160 (130 chunks: five passes, the last one partial).
 func TestQuantGEMV(t *testing.T) {
@@ -178,7 +179,7 @@ func TestQuantGEMV(t *testing.T) {
 			for _, mk := range []struct {
 				m      int
 				kernel string
-			}{{1, "gemv4"}, {4, "gemv4"}, {1, "gemv4f"}, {4, "gemv4f"}, {1, ""}, {4, ""}, {1, "gemv4v"}, {3, "gemv4v"}, {1, "gemv4r2"}, {1, "gemv4r8"}, {1, "gemv4d"}, {4, "gemv4d"}} {
+			}{{1, "gemv4"}, {4, "gemv4"}, {1, "gemv4f"}, {4, "gemv4f"}, {1, ""}, {4, ""}, {1, "gemv4v"}, {3, "gemv4v"}, {1, "gemv4r2"}, {1, "gemv4r8"}, {1, "gemv4d"}, {4, "gemv4d"}, {1, "gemv4h"}, {1, "gemv4s_r2"}, {1, "gemv4s_r4"}, {1, "gemv4s_r8"}} {
 				m := mk.m
 				if mk.kernel != "gemv4" && !h.Format.Is4Bit() {
 					continue
@@ -187,7 +188,7 @@ func TestQuantGEMV(t *testing.T) {
 					be.GEMV4 = mk.kernel
 					tol := 2e-5
 					approx := h.Format.Is4Bit() && mk.kernel != "gemv4"
-					if approx && (mk.kernel == "" || mk.kernel == "gemv4d" || h.Round != tensor.F32 && h.Round != tensor.Invalid) { // "": gemv4h
+					if approx && (mk.kernel == "" || mk.kernel == "gemv4d" || mk.kernel == "gemv4h" || strings.HasPrefix(mk.kernel, "gemv4s") || h.Round != tensor.F32 && h.Round != tensor.Invalid) { // "": gemv4s / gemv4h
 						tol = 3e-3
 					}
 					wg, err := gq.QuantFromHost(h)
@@ -209,9 +210,14 @@ func TestQuantGEMV(t *testing.T) {
 					}
 					want := "gemv8"
 					if h.Format.Is4Bit() {
-						want = map[string]string{"": "gemv4h"}[mk.kernel]
-						if want == "" {
-							want = mk.kernel
+						want = mk.kernel
+						if want == "" && m == 1 {
+							want = "gemv4s"
+						} else if want == "" {
+							want = "gemv4h"
+						}
+						if strings.HasPrefix(want, "gemv4s") && h.BlockSize >= 32 {
+							want, _ = gemv4sKernel(want, 300, k) // gemv4s_rR_uU, R and U by the shape
 						}
 					}
 					ran := false

@@ -472,6 +472,171 @@ extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4r8_m1(float* out, 
     gemv4v_body<false, 1, 8>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 
+// gemv4s: the 4-bit decode GEMV at m = 1 (batch 1), out[n] = alpha·Σ_k x[k]·W[n, k] + beta·out[n].
+// A block of GS_THREADS threads owns R consecutive output rows; the 16-byte chunks (32 codes) of
+// each row are dealt to the block's threads round robin (thread t: chunks t, t + GS_THREADS, ...),
+// so at K = 4096 every thread reads one chunk of each of its R rows, and a thread issues the loads
+// of U chunks of all R rows (codes, double-quant code byte, nested absmax) before it uses any.
+// Every load of a small matrix is thus in flight at once instead of a warp walking K in passes
+// (gemv4v: 0.13-0.72 TB/s, latency bound). x (F32) is read through L1, 32 floats a chunk, shared
+// by the R rows. Half of the lookups use byte permutes of a bf16 codebook in registers, half the
+// float32 codebook in shared memory (gemv4h's split of the two pipes); weights are codebook·absmax
+// (not rounded to the checkpoint dtype: the bf16 bound, as gemv4f/gemv4h). The R row sums reduce
+// by warp shuffles, then across the block's warps in shared memory.
+// Grid ceil(N / R), block GS_THREADS; K % 32 == 0, block size 1 << bsh ≥ 32, nested block size
+// 1 << nsh, packed and x 16-byte aligned.
+#define GS_THREADS 128
+
+__device__ __forceinline__ float chunk_dot_hybrid(uint4 pk, const float4* xs, const char* cbb, u32 hiT0, u32 hiT1, u32 hiT2,
+                                                  u32 hiT3, u32 loT0, u32 loT1, u32 loT2, u32 loT3) {
+    u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        u32 w = words[i];
+        float4 a = xs[2 * i], b2 = xs[2 * i + 1];
+        if (i & 1) {
+            // byte b of w: high nibble = element 2b, low nibble = element 2b+1
+            u32 sel = 0x32103210u | ((w & 0x88888888u) >> 1);
+            u32 w16 = w >> 16, s16 = sel >> 16;
+            u32 hA = prmt16(w, sel, hiT0, hiT1, hiT2, hiT3);
+            u32 lA = prmt16(w, sel, loT0, loT1, loT2, loT3);
+            u32 hB = prmt16(w16, s16, hiT0, hiT1, hiT2, hiT3);
+            u32 lB = prmt16(w16, s16, loT0, loT1, loT2, loT3);
+            u32 p01 = __byte_perm(lA, hA, 0x5140), p23 = __byte_perm(lA, hA, 0x7362);
+            u32 p45 = __byte_perm(lB, hB, 0x5140), p67 = __byte_perm(lB, hB, 0x7362);
+            s = fmaf(a.x, __uint_as_float(p01 & 0xffff0000u), s);
+            s = fmaf(a.y, __uint_as_float(p01 << 16), s);
+            s = fmaf(a.z, __uint_as_float(p23 & 0xffff0000u), s);
+            s = fmaf(a.w, __uint_as_float(p23 << 16), s);
+            s = fmaf(b2.x, __uint_as_float(p45 & 0xffff0000u), s);
+            s = fmaf(b2.y, __uint_as_float(p45 << 16), s);
+            s = fmaf(b2.z, __uint_as_float(p67 & 0xffff0000u), s);
+            s = fmaf(b2.w, __uint_as_float(p67 << 16), s);
+        } else {
+#define CB(sh) (*(const float*)(cbb + ((sh) >= 0 ? ((w >> (sh)) & 60u) : ((w << 2) & 60u))))
+            s = fmaf(a.x, CB(2), s);
+            s = fmaf(a.y, CB(-2), s);
+            s = fmaf(a.z, CB(10), s);
+            s = fmaf(a.w, CB(6), s);
+            s = fmaf(b2.x, CB(18), s);
+            s = fmaf(b2.y, CB(14), s);
+            s = fmaf(b2.z, CB(26), s);
+            s = fmaf(b2.w, CB(22), s);
+#undef CB
+        }
+    }
+    return s;
+}
+
+template <int R, int U>
+__device__ __forceinline__ void gemv4s_body(float* out, const float* x, int N, int K, float alpha, float beta,
+                                            const unsigned char* packed, const float* absmax, const unsigned char* codes,
+                                            const float* nabs, const float* nmap, float noff, int nsh, const float* codebook,
+                                            int bsh) {
+    __shared__ float cb[16];
+    __shared__ float nm[256];
+    __shared__ float red[GS_THREADS / 32][R];
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (tid < 16) cb[tid] = codebook[tid];
+    if (!absmax)
+        for (int i = tid; i < 256; i += GS_THREADS) nm[i] = nmap[i];
+    u32 hiT[4] = {0u, 0u, 0u, 0u}, loT[4] = {0u, 0u, 0u, 0u};
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        u32 h = f32_to_bf16(__ldg(codebook + i));
+        hiT[i >> 2] |= ((h >> 8) & 255u) << (8 * (i & 3));
+        loT[i >> 2] |= (h & 255u) << (8 * (i & 3));
+    }
+    __syncthreads();
+    const int n0 = blockIdx.x * R, nch = K >> 5;
+    const char* cbb = (const char*)cb;
+    float acc[R];
+#pragma unroll
+    for (int j = 0; j < R; j++) acc[j] = 0.f;
+    for (int c0 = tid; c0 < nch; c0 += GS_THREADS * U) {
+        uint4 pk[U][R];
+        float na[U][R];
+        u32 code[U][R];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int c = c0 + u * GS_THREADS;
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                int n = n0 + j;
+                pk[u][j] = make_uint4(0u, 0u, 0u, 0u);
+                na[u][j] = 0.f;
+                code[u][j] = 0u;
+                if (c < nch && n < N) {
+                    pk[u][j] = __ldg((const uint4*)(packed + (i64)n * (K >> 1)) + c);
+                    i64 blk = ((i64)n * K + ((i64)c << 5)) >> bsh;
+                    if (absmax) {
+                        na[u][j] = __ldg(absmax + blk);
+                    } else {
+                        na[u][j] = __ldg(nabs + (blk >> nsh));
+                        code[u][j] = (u32)__ldg(codes + blk);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int c = c0 + u * GS_THREADS;
+            if (c >= nch) break;
+            const float4* xv = (const float4*)(x + ((i64)c << 5));
+            float4 xs[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++) xs[i] = __ldg(xv + i);
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                float am = absmax ? na[u][j] : __fadd_rn(__fmul_rn(nm[code[u][j]], na[u][j]), noff);
+                float s = chunk_dot_hybrid(pk[u][j], xs, cbb, hiT[0], hiT[1], hiT[2], hiT[3], loT[0], loT[1], loT[2], loT[3]);
+                acc[j] = fmaf(am, s, acc[j]);
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        float v = warp_sum(acc[j]);
+        if (lane == 0) red[warp][j] = v;
+    }
+    __syncthreads();
+    if (tid < R && n0 + tid < N) {
+        float v = 0.f;
+#pragma unroll
+        for (int w = 0; w < GS_THREADS / 32; w++) v += red[w][tid];
+        float* o = out + n0 + tid;
+        *o = beta == 0.f ? alpha * v : alpha * v + beta * *o;
+    }
+}
+
+// gemv4s_rR_uU: R rows a block, U chunks of each row in flight a thread (U = 1 when K ≤ 32·GS_THREADS).
+extern "C" __global__ __launch_bounds__(GS_THREADS) void gemv4s_r2_u1(float* out, const float* x, int N, int K, float alpha,
+        float beta, const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap,
+        float noff, int nsh, const float* codebook, int bsh) {
+    gemv4s_body<2, 1>(out, x, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+extern "C" __global__ __launch_bounds__(GS_THREADS) void gemv4s_r4_u1(float* out, const float* x, int N, int K, float alpha,
+        float beta, const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap,
+        float noff, int nsh, const float* codebook, int bsh) {
+    gemv4s_body<4, 1>(out, x, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+extern "C" __global__ __launch_bounds__(GS_THREADS) void gemv4s_r8_u1(float* out, const float* x, int N, int K, float alpha,
+        float beta, const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap,
+        float noff, int nsh, const float* codebook, int bsh) {
+    gemv4s_body<8, 1>(out, x, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+extern "C" __global__ __launch_bounds__(GS_THREADS) void gemv4s_r2_u4(float* out, const float* x, int N, int K, float alpha,
+        float beta, const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap,
+        float noff, int nsh, const float* codebook, int bsh) {
+    gemv4s_body<2, 4>(out, x, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+extern "C" __global__ __launch_bounds__(GS_THREADS) void gemv4s_r4_u4(float* out, const float* x, int N, int K, float alpha,
+        float beta, const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap,
+        float noff, int nsh, const float* codebook, int bsh) {
+    gemv4s_body<4, 4>(out, x, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+}
+
 // dequant4_bf16v: dequant4 into BF16 with coalesced accesses and one rounding. A thread converts
 // 8 elements at a time (4 bytes of codes in, 16 bytes out: consecutive threads, consecutive
 // groups), four groups a grid stride apart with their loads issued first. nmap and the codebook are
