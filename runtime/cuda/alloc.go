@@ -40,12 +40,13 @@ func ParsePurpose(s string) (Purpose, error) {
 	return 0, fmt.Errorf("cuda: unknown memory purpose %q (want one of %s)", s, strings.Join(purposeNames[:], ", "))
 }
 
-// Block is one device allocation handed out by the Allocator.
+// Block is one device allocation handed out by the Allocator. The caller owns it until Put.
 type Block struct {
 	Ptr     uintptr // device address
 	Bytes   int64   // bytes asked for
 	size    int64   // bytes reserved (rounded size class)
 	Purpose Purpose
+	c       *chunk // the range of a large segment it occupies (nil for a small block)
 }
 
 // AllocStats are the allocator's byte counts. Requested bytes (what callers asked for) are
@@ -60,7 +61,9 @@ type AllocStats struct {
 	Cached   int64              // bytes of free blocks kept for reuse
 	Blocks   int                // live blocks
 	Allocs   int                // cuMemAlloc calls
+	Frees    int                // cuMemFree calls
 	Hits     int                // allocations served from the cache
+	Trims    int                // stream waits to return idle segments before growing past PeakRes
 }
 
 // String is a one-line summary in MiB.
@@ -97,11 +100,44 @@ func (e *OOMError) Error() string {
 
 func (e *OOMError) Unwrap() error { return e.Err }
 
+// deviceMemory is what the Allocator needs of the driver: device allocations of a byte count and
+// their release (pointers are device addresses), the device's free and total bytes, and a wait for
+// the stream, so that a block freed behind queued kernels goes back to the driver only once they
+// have finished. driverMemory is the device's; the allocator's tests use a fake.
+type deviceMemory interface {
+	alloc(bytes int64) (uintptr, error) // cuMemAlloc
+	free(ptr uintptr) error             // cuMemFree
+	sync() error                        // cuStreamSynchronize of the device's stream
+	info() (free, total int64, err error)
+}
+
+// driverMemory is the deviceMemory of a Device (its context and stream).
+type driverMemory struct{ d *Device }
+
+func (m driverMemory) alloc(bytes int64) (uintptr, error) {
+	defer m.d.enter()()
+	var ptr uintptr
+	err := m.d.drv.call("cuMemAlloc_v2", uintptr(unsafe.Pointer(&ptr)), uintptr(bytes))
+	return ptr, err
+}
+
+func (m driverMemory) free(ptr uintptr) error {
+	defer m.d.enter()()
+	return m.d.drv.call("cuMemFree_v2", ptr)
+}
+
+func (m driverMemory) sync() error {
+	defer m.d.enter()()
+	return m.d.drv.call("cuStreamSynchronize", m.d.stream)
+}
+
+func (m driverMemory) info() (free, total int64, err error) { return m.d.MemInfo() }
+
 // Allocator is a caching device allocator: freed blocks are kept in per-size free lists and reused
 // (all work is ordered on one stream, so a block freed after queued kernels may be handed out to
 // later ones). Sizes are rounded to 512 bytes up to 1 MiB and to 2 MiB above. Safe for concurrent use.
 type Allocator struct {
-	d     *Device
+	mem   deviceMemory
 	mu    sync.Mutex
 	free  map[int64][]uintptr
 	stats AllocStats
@@ -109,8 +145,12 @@ type Allocator struct {
 	Limit int64
 }
 
-func newAllocator(d *Device) *Allocator {
-	return &Allocator{d: d, free: map[int64][]uintptr{}}
+type chunk struct{}
+
+func newAllocator(d *Device) *Allocator { return newAllocatorOn(driverMemory{d}) }
+
+func newAllocatorOn(m deviceMemory) *Allocator {
+	return &Allocator{mem: m, free: map[int64][]uintptr{}}
 }
 
 func sizeClass(n int64) int64 {
@@ -146,7 +186,7 @@ func (a *Allocator) Get(n int64, p Purpose) (*Block, error) {
 			if !isOOM(err) {
 				return nil, fmt.Errorf("cuda: allocate %d bytes for %s: %w", n, p, err)
 			}
-			free, total, _ := a.d.MemInfo()
+			free, total, _ := a.mem.info()
 			return nil, &OOMError{Requested: n, InUse: a.stats.Total, Reserved: a.stats.Reserved, Free: free, Total: total, Purpose: p, Err: err}
 		}
 	}
@@ -163,9 +203,8 @@ func (a *Allocator) driverAlloc(sz int64) (uintptr, error) {
 	if a.Limit > 0 && a.stats.Reserved+sz > a.Limit {
 		return 0, &Error{Call: "cuMemAlloc_v2", Code: cudaErrorOutOfMemory, Name: "CUDA_ERROR_OUT_OF_MEMORY", Msg: "allocator limit (test)"}
 	}
-	defer a.d.enter()()
-	var ptr uintptr
-	if err := a.d.drv.call("cuMemAlloc_v2", uintptr(unsafe.Pointer(&ptr)), uintptr(sz)); err != nil {
+	ptr, err := a.mem.alloc(sz)
+	if err != nil {
 		return 0, err
 	}
 	a.stats.Allocs++
@@ -200,8 +239,7 @@ func (a *Allocator) ReleaseCache() error {
 }
 
 func (a *Allocator) releaseCache() error {
-	defer a.d.enter()()
-	if err := a.d.drv.call("cuStreamSynchronize", a.d.stream); err != nil {
+	if err := a.mem.sync(); err != nil {
 		return err
 	}
 	sizes := make([]int64, 0, len(a.free))
@@ -212,9 +250,10 @@ func (a *Allocator) releaseCache() error {
 	var first error
 	for _, s := range sizes {
 		for _, p := range a.free[s] {
-			if err := a.d.drv.call("cuMemFree_v2", p); err != nil && first == nil {
+			if err := a.mem.free(p); err != nil && first == nil {
 				first = err
 			}
+			a.stats.Frees++
 			a.stats.Reserved -= s
 			a.stats.Cached -= s
 		}
