@@ -56,3 +56,41 @@ func (b *Backend) Rope(x, pos, cos, sin *tensor.Tensor) error {
 	})
 	return nil
 }
+
+var _ tensor.RopeCacher = (*Backend)(nil)
+
+// RopeQKCache rotates q [B, T, Hq, D] and k [B, T, Hkv, D] in place and writes the rotated k and
+// v [B, T, Hkv, D] into the caches ck, cv [B, C, Hkv, D] at slots start..start+T−1 (see
+// tensor.RopeCacher). On the CPU it is the four ops it stands for, after checking every shape, so
+// that a bad shape or position leaves q, k, ck and cv unchanged.
+func (b *Backend) RopeQKCache(q, k, v, pos, cos, sin, ck, cv *tensor.Tensor, start int) error {
+	const op = "rope qk cache"
+	for _, a := range []struct {
+		name string
+		t    *tensor.Tensor
+	}{{"q", q}, {"k", k}, {"v", v}, {"ck", ck}, {"cv", cv}} {
+		if _, err := b.f32(op, a.name, a.t); err != nil {
+			return err
+		}
+	}
+	if q.Rank() != 4 || k.Rank() != 4 || !tensor.SameShape(k.Shape(), v.Shape()) ||
+		q.Dim(0) != k.Dim(0) || q.Dim(1) != k.Dim(1) || q.Dim(3) != k.Dim(3) ||
+		ck.Rank() != 4 || !tensor.SameShape(ck.Shape(), cv.Shape()) || ck.Dim(0) != k.Dim(0) ||
+		ck.Dim(2) != k.Dim(2) || ck.Dim(3) != k.Dim(3) || start < 0 || start+k.Dim(1) > ck.Dim(1) {
+		return fmt.Errorf("cpu: %s: q %v, k %v, v %v (want [B T Hq D], [B T Hkv D] twice), ck %v, cv %v (want [B C Hkv D]) from slot %d: %w",
+			op, q, k, v, ck, cv, start, tensor.ErrShape)
+	}
+	if err := b.Rope(q, pos, cos, sin); err != nil { // checks pos, cos, sin and every position first
+		return fmt.Errorf("%s (q): %w", op, err)
+	}
+	if err := b.Rope(k, pos, cos, sin); err != nil {
+		return fmt.Errorf("%s (k): %w", op, err)
+	}
+	if err := b.SetSlice(ck, k, 1, start); err != nil {
+		return fmt.Errorf("%s (cache k): %w", op, err)
+	}
+	if err := b.SetSlice(cv, v, 1, start); err != nil {
+		return fmt.Errorf("%s (cache v): %w", op, err)
+	}
+	return nil
+}
