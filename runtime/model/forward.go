@@ -270,12 +270,6 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 			return fmt.Errorf("k_norm: %w", err)
 		}
 	}
-	if err := be.Rope(st.q, st.pos, st.cos, st.sin); err != nil {
-		return fmt.Errorf("rope q: %w", err)
-	}
-	if err := be.Rope(st.k, st.pos, st.cos, st.sin); err != nil {
-		return fmt.Errorf("rope k: %w", err)
-	}
 	p := tensor.AttentionParams{
 		Scale:    float32(1 / math.Sqrt(float64(c.HeadDim))),
 		QStart:   st.qStart,
@@ -285,22 +279,25 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	k, v := st.k, st.v
 	if st.cache != nil {
 		ck, cv := st.cache.K[l.Index], st.cache.V[l.Index]
-		if err := be.SetSlice(ck, st.k, 1, st.qStart); err != nil {
-			return fmt.Errorf("cache k: %w", err)
+		if err := ropeAndCache(be, st, ck, cv); err != nil {
+			return err
 		}
-		if err := be.SetSlice(cv, st.v, 1, st.qStart); err != nil {
-			return fmt.Errorf("cache v: %w", err)
-		}
-		k, v = ck, cv
+		k, v = ck, cv // st.k is not read again in this layer
 		p.KVLen = st.qStart + T
+	} else {
+		if err := be.Rope(st.q, st.pos, st.cos, st.sin); err != nil {
+			return fmt.Errorf("rope q: %w", err)
+		}
+		if err := be.Rope(st.k, st.pos, st.cos, st.sin); err != nil {
+			return fmt.Errorf("rope k: %w", err)
+		}
 	}
 	if err := be.Attention(st.att, st.q, k, v, p); err != nil {
 		return fmt.Errorf("attention: %w", err)
 	}
-	if err := l.O.Forward(be, st.att.MustView(B, T, c.NumHeads*c.HeadDim), st.o); err != nil {
-		return err
-	}
-	if err := be.Add(x, x, st.o, 1); err != nil {
+	// x += o_proj(att): the residual add rides on the product (Linear.ForwardAdd); st.o is the
+	// scratch of the fallback path.
+	if err := l.O.forwardAdd(be, st.att.MustView(B, T, c.NumHeads*c.HeadDim), x, st.o); err != nil {
 		return fmt.Errorf("residual: %w", err)
 	}
 	if err := be.RMSNorm(st.h, x, l.PostAttnNorm, eps, false); err != nil {
@@ -315,11 +312,33 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	if err := be.SwiGLU(st.gate, st.gate, st.up); err != nil {
 		return fmt.Errorf("swiglu: %w", err)
 	}
-	if err := l.Down.Forward(be, st.gate, st.o); err != nil {
-		return err
-	}
-	if err := be.Add(x, x, st.o, 1); err != nil {
+	if err := l.Down.forwardAdd(be, st.gate, x, st.o); err != nil { // x += down_proj(...)
 		return fmt.Errorf("residual: %w", err)
+	}
+	return nil
+}
+
+// ropeAndCache rotates st.q and st.k by the step's positions and writes the rotated keys and the
+// values st.v into the layer's cache ck, cv at slots st.qStart..: one op on a backend with
+// tensor.RopeCacher (one launch on the GPU), else Rope, Rope and two SetSlices, the same values.
+func ropeAndCache(be tensor.Backend, st *step, ck, cv *tensor.Tensor) error {
+	if rc, ok := be.(tensor.RopeCacher); ok {
+		if err := rc.RopeQKCache(st.q, st.k, st.v, st.pos, st.cos, st.sin, ck, cv, st.qStart); err != nil {
+			return fmt.Errorf("rope q, k and cache: %w", err)
+		}
+		return nil
+	}
+	if err := be.Rope(st.q, st.pos, st.cos, st.sin); err != nil {
+		return fmt.Errorf("rope q: %w", err)
+	}
+	if err := be.Rope(st.k, st.pos, st.cos, st.sin); err != nil {
+		return fmt.Errorf("rope k: %w", err)
+	}
+	if err := be.SetSlice(ck, st.k, 1, st.qStart); err != nil {
+		return fmt.Errorf("cache k: %w", err)
+	}
+	if err := be.SetSlice(cv, st.v, 1, st.qStart); err != nil {
+		return fmt.Errorf("cache v: %w", err)
 	}
 	return nil
 }

@@ -43,6 +43,26 @@ type PackedWeight interface {
 	Free() error
 }
 
+// PackedWeightAdder is the optional extension of a PackedWeight that accumulates its product:
+// MatMulTAdd sets out += x·Wᵀ (x [.., In] F32, out [.., Out] F32 holding the values to add to; out
+// must not alias x). Linear.ForwardAdd uses it to fold a residual add into the product (one launch
+// instead of two); without it ForwardAdd computes into a temporary and adds. runtime/qmodel.Linear
+// implements it.
+type PackedWeightAdder interface {
+	PackedWeight
+	MatMulTAdd(b tensor.Backend, x, out *tensor.Tensor) error
+}
+
+// AdditiveAdapter is the optional marker of a LinearAdapter whose Forward only adds a delta
+// computed from x: out += delta(x), the same whatever out holds (plain LoRA: scale·B(A x)). When
+// AddsOnly reports true, Linear.ForwardAdd lets the adapter add into an out that also holds the
+// residual. An adapter without the marker, or reporting false, may read out (DoRA rescales
+// x·Wᵀ + bias by its magnitude), so ForwardAdd gives it the base product alone in a temporary.
+type AdditiveAdapter interface {
+	LinearAdapter
+	AddsOnly() bool
+}
+
 // Forward computes out = x·Wᵀ + bias, then lets the adapter add its delta. x is [.., In] F32 and
 // out [.., Out] F32 with the same leading dimensions, preallocated by the caller; out is overwritten.
 func (l *Linear) Forward(b tensor.Backend, x, out *tensor.Tensor) error {
@@ -54,6 +74,64 @@ func (l *Linear) Forward(b tensor.Backend, x, out *tensor.Tensor) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", l.Name, err)
+	}
+	if l.Bias != nil {
+		if err := b.AddBias(out, l.Bias); err != nil {
+			return fmt.Errorf("%s bias: %w", l.Name, err)
+		}
+	}
+	if l.Adapter != nil {
+		if err := l.Adapter.Forward(b, x, out); err != nil {
+			return fmt.Errorf("%s adapter: %w", l.Name, err)
+		}
+	}
+	return nil
+}
+
+// ForwardAdd computes out += x·Wᵀ + bias + the adapter's delta: the Linear followed by a residual
+// add, for x [.., In] F32 and out [.., Out] F32 (the residual stream, updated in place; it must not
+// alias x). The dense product accumulates into out (Gemm with beta 1) and a PackedWeightAdder
+// likewise, so no temporary and no separate add are needed; the result equals Forward into a
+// temporary followed by Add up to float32 rounding order. A packed weight without MatMulTAdd, or
+// an adapter that is not additive (AdditiveAdapter), takes that path instead, with a temporary it
+// allocates and frees.
+func (l *Linear) ForwardAdd(b tensor.Backend, x, out *tensor.Tensor) error {
+	return l.forwardAdd(b, x, out, nil)
+}
+
+// forwardAdd is ForwardAdd with an optional scratch tmp F32 of out's shape for the fallback path
+// (nil: allocated when needed).
+func (l *Linear) forwardAdd(b tensor.Backend, x, out, tmp *tensor.Tensor) error {
+	adder, packedAdds := l.Packed.(PackedWeightAdder)
+	fused := l.Packed == nil || packedAdds
+	if l.Adapter != nil {
+		a, ok := l.Adapter.(AdditiveAdapter)
+		fused = fused && ok && a.AddsOnly()
+	}
+	if !fused {
+		if tmp == nil {
+			var err error
+			if tmp, err = b.Alloc(tensor.F32, out.Shape()...); err != nil {
+				return fmt.Errorf("%s: temporary for the residual: %w", l.Name, err)
+			}
+			defer tmp.Free()
+		}
+		if err := l.Forward(b, x, tmp); err != nil {
+			return err
+		}
+		if err := b.Add(out, out, tmp, 1); err != nil {
+			return fmt.Errorf("%s residual: %w", l.Name, err)
+		}
+		return nil
+	}
+	var err error
+	if packedAdds {
+		err = adder.MatMulTAdd(b, x, out)
+	} else {
+		err = b.Gemm(out, x, l.Weight, false, true, 1, 1)
+	}
+	if err != nil {
+		return fmt.Errorf("%s (accumulating): %w", l.Name, err)
 	}
 	if l.Bias != nil {
 		if err := b.AddBias(out, l.Bias); err != nil {

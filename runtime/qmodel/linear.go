@@ -18,14 +18,14 @@ import (
 )
 
 // Linear is a quantized linear weight W [Out, In] held by a backend that implements
-// tensor.Quantized. It is a model.PackedWeight (the forward y = x·Wᵀ) and has what training needs
-// of a frozen layer (the backward dX = dY·W, the dequantized weight). The model owns it (Free in
-// model.Model.Free).
+// tensor.Quantized. It is a model.PackedWeight (the forward y = x·Wᵀ; y += x·Wᵀ as a
+// model.PackedWeightAdder) and has what training needs of a frozen layer (the backward
+// dX = dY·W, the dequantized weight). The model owns it (Free in model.Model.Free).
 type Linear struct {
 	Q *tensor.QTensor
 }
 
-var _ model.PackedWeight = (*Linear)(nil)
+var _ model.PackedWeightAdder = (*Linear)(nil)
 
 // Upload stores h on backend b, which must implement tensor.Quantized. The caller owns the result.
 func Upload(b tensor.Backend, h *tensor.QuantHost) (*Linear, error) {
@@ -55,6 +55,17 @@ func (l *Linear) MatMulT(b tensor.Backend, x, out *tensor.Tensor) error {
 		return err
 	}
 	return qb.QuantMatMul(out, x, l.Q, true, 1, 0)
+}
+
+// MatMulTAdd sets out += x·Wᵀ for x [.., In] and out [.., Out] F32 (out must not alias x): the
+// product accumulated into out (QuantMatMul with beta 1), so a residual add needs no launch of its
+// own (model.Linear.ForwardAdd).
+func (l *Linear) MatMulTAdd(b tensor.Backend, x, out *tensor.Tensor) error {
+	qb, err := l.ops(b)
+	if err != nil {
+		return err
+	}
+	return qb.QuantMatMul(out, x, l.Q, true, 1, 1)
 }
 
 // MatMul sets dx = dy·W + beta·dx for dy [.., Out] and dx [.., In] F32: the input gradient of the
