@@ -63,14 +63,14 @@ type AllocStats struct {
 	Allocs   int                // cuMemAlloc calls
 	Frees    int                // cuMemFree calls
 	Hits     int                // allocations served from the cache
-	Trims    int                // stream waits to return idle segments before growing past PeakRes
+	Trims    int                // stream waits to return idle segments before growing past PeakRes (Allocator.trim)
 }
 
 // String is a one-line summary in MiB.
 func (s AllocStats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "in use %.1f MiB (peak %.1f), reserved %.1f MiB (peak %.1f, cached %.1f)",
-		mib(s.Total), mib(s.PeakAll), mib(s.Reserved), mib(s.PeakRes), mib(s.Cached))
+	fmt.Fprintf(&b, "in use %.1f MiB (peak %.1f), reserved %.1f MiB (peak %.1f, cached %.1f; %d cuMemAlloc, %d cuMemFree, %d trims, %d cache hits)",
+		mib(s.Total), mib(s.PeakAll), mib(s.Reserved), mib(s.PeakRes), mib(s.Cached), s.Allocs, s.Frees, s.Trims, s.Hits)
 	for p := Purpose(0); p < numPurposes; p++ {
 		if s.Peak[p] > 0 {
 			fmt.Fprintf(&b, "; %s %.1f (peak %.1f)", p, mib(s.Current[p]), mib(s.Peak[p]))
@@ -133,62 +133,101 @@ func (m driverMemory) sync() error {
 
 func (m driverMemory) info() (free, total int64, err error) { return m.d.MemInfo() }
 
-// Allocator is a caching device allocator: freed blocks are kept in per-size free lists and reused
-// (all work is ordered on one stream, so a block freed after queued kernels may be handed out to
-// later ones). Sizes are rounded to 512 bytes up to 1 MiB and to 2 MiB above. Safe for concurrent use.
+// Allocator is a caching device allocator. All work is ordered on one stream, so a block freed
+// after queued kernels may be handed out to later ones; memory goes back to the driver only after a
+// stream wait. Safe for concurrent use.
+//
+// Small requests (≤ 1 MiB) are rounded to 512 bytes and cached in free lists per size. Larger ones
+// are rounded to 2 MiB and carved out of segments (cuMemAlloc ranges): the smallest free range
+// that fits is split, what is left stays free, and a block Put merges with its free neighbours, so
+// that the cache serves any large size and not only the sizes freed before (a training step's
+// 250 MiB logits blocks serve the layers' 112 and 32 MiB activations of the backward). When no
+// free range fits and a new segment would raise the reserved peak (PeakRes), segments entirely
+// free are first returned to the driver (after a stream wait) and the new segment takes their
+// bytes too (trim), so Reserved grows only by what the blocks in use need. A workload that repeats
+// (training steps) reaches a layout that serves every request from the cache, without driver calls
+// or stream waits. A long-lived block carved from a segment keeps all of it reserved:
+// ReleaseCache returns only segments that hold no live block.
 type Allocator struct {
 	mem   deviceMemory
 	mu    sync.Mutex
-	free  map[int64][]uintptr
+	small map[int64][]uintptr // free small blocks by size class (bytes)
+	free  []*chunk            // free ranges of the large segments, in no order
 	stats AllocStats
 	// Limit, when > 0, caps Reserved (for tests of the out-of-memory path).
 	Limit int64
 }
 
-type chunk struct{}
+// smallMax is the largest size class (bytes) of the small free lists; larger blocks live in
+// segments.
+const smallMax = 1 << 20
+
+// chunk is a range of a large segment, free or held by one Block. A segment is the list of its
+// chunks linked by address; a chunk with neither neighbour is a whole segment.
+type chunk struct {
+	ptr        uintptr // device address
+	size       int64   // bytes, a multiple of 2 MiB
+	prev, next *chunk  // the chunks of the same segment just below and above (nil at its ends)
+	idx        int     // index in Allocator.free while free, -1 while held
+}
+
+func (c *chunk) whole() bool { return c.prev == nil && c.next == nil }
 
 func newAllocator(d *Device) *Allocator { return newAllocatorOn(driverMemory{d}) }
 
 func newAllocatorOn(m deviceMemory) *Allocator {
-	return &Allocator{mem: m, free: map[int64][]uintptr{}}
+	return &Allocator{mem: m, small: map[int64][]uintptr{}}
 }
 
+// sizeClass is the bytes reserved for a request of n bytes.
 func sizeClass(n int64) int64 {
 	if n <= 0 {
 		return 512
 	}
-	if n <= 1<<20 {
+	if n <= smallMax {
 		return (n + 511) &^ 511
 	}
 	return (n + (2<<20 - 1)) &^ (2<<20 - 1)
 }
 
-// Get returns a block of at least n bytes (contents undefined). On out-of-memory it releases the
-// cache and retries once, then returns an *OOMError.
+// Get returns a block of at least n bytes (contents undefined), owned by the caller until Put. On
+// out-of-memory it releases the cache and retries once, then returns an *OOMError.
 func (a *Allocator) Get(n int64, p Purpose) (*Block, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	sz := sizeClass(n)
-	var ptr uintptr
-	if l := a.free[sz]; len(l) > 0 {
-		ptr = l[len(l)-1]
-		a.free[sz] = l[:len(l)-1]
-		a.stats.Cached -= sz
-		a.stats.Hits++
-	} else {
-		var err error
-		ptr, err = a.driverAlloc(sz)
-		if err != nil && isOOM(err) && a.stats.Cached > 0 {
-			a.releaseCache()
-			ptr, err = a.driverAlloc(sz)
+	blk := &Block{Bytes: n, size: sz, Purpose: p}
+	if sz <= smallMax {
+		if l := a.small[sz]; len(l) > 0 {
+			blk.Ptr = l[len(l)-1]
+			a.small[sz] = l[:len(l)-1]
+			a.stats.Cached -= sz
+			a.stats.Hits++
+		} else {
+			ptr, err := a.grow(n, sz, p)
+			if err != nil {
+				return nil, err
+			}
+			blk.Ptr = ptr
 		}
-		if err != nil {
-			if !isOOM(err) {
+	} else {
+		c := a.bestFit(sz)
+		if c != nil {
+			a.stats.Hits++
+		} else {
+			seg, err := a.trim(sz)
+			if err != nil {
 				return nil, fmt.Errorf("cuda: allocate %d bytes for %s: %w", n, p, err)
 			}
-			free, total, _ := a.mem.info()
-			return nil, &OOMError{Requested: n, InUse: a.stats.Total, Reserved: a.stats.Reserved, Free: free, Total: total, Purpose: p, Err: err}
+			ptr, err := a.grow(n, seg, p)
+			if err != nil {
+				return nil, err
+			}
+			c = &chunk{ptr: ptr, size: seg, idx: -1}
+			a.addFree(c)
 		}
+		a.take(c, sz)
+		blk.Ptr, blk.c = c.ptr, c
 	}
 	s := &a.stats
 	s.Current[p] += n
@@ -196,7 +235,27 @@ func (a *Allocator) Get(n int64, p Purpose) (*Block, error) {
 	s.Total += n
 	s.PeakAll = max(s.PeakAll, s.Total)
 	s.Blocks++
-	return &Block{Ptr: ptr, Bytes: n, size: sz, Purpose: p}, nil
+	return blk, nil
+}
+
+// grow obtains sz bytes from the driver for a request of n bytes of purpose p; on out-of-memory it
+// returns the cache to the driver and tries once more, then returns an *OOMError.
+func (a *Allocator) grow(n, sz int64, p Purpose) (uintptr, error) {
+	ptr, err := a.driverAlloc(sz)
+	if err != nil && isOOM(err) && a.stats.Cached > 0 {
+		if rerr := a.releaseCache(); rerr != nil {
+			return 0, fmt.Errorf("cuda: allocate %d bytes for %s: release the cache after %v: %w", n, p, err, rerr)
+		}
+		ptr, err = a.driverAlloc(sz)
+	}
+	if err != nil {
+		if !isOOM(err) {
+			return 0, fmt.Errorf("cuda: allocate %d bytes for %s: %w", n, p, err)
+		}
+		free, total, _ := a.mem.info()
+		return 0, &OOMError{Requested: n, InUse: a.stats.Total, Reserved: a.stats.Reserved, Free: free, Total: total, Purpose: p, Err: err}
+	}
+	return ptr, nil
 }
 
 func (a *Allocator) driverAlloc(sz int64) (uintptr, error) {
@@ -213,7 +272,104 @@ func (a *Allocator) driverAlloc(sz int64) (uintptr, error) {
 	return ptr, nil
 }
 
-// Put returns a block to the cache. Putting a block twice is a broken invariant (panics).
+// driverFree returns the sz bytes at ptr (a whole segment or a small block, already off the cache's
+// lists and counts) to the driver. The caller has waited for the stream since the block's last Put.
+func (a *Allocator) driverFree(ptr uintptr, sz int64) error {
+	err := a.mem.free(ptr)
+	a.stats.Frees++
+	a.stats.Reserved -= sz
+	return err
+}
+
+// bestFit returns the smallest free chunk of at least sz bytes (the lowest address among equals),
+// or nil.
+func (a *Allocator) bestFit(sz int64) *chunk {
+	var best *chunk
+	for _, c := range a.free {
+		if c.size >= sz && (best == nil || c.size < best.size || c.size == best.size && c.ptr < best.ptr) {
+			best = c
+		}
+	}
+	return best
+}
+
+func (a *Allocator) addFree(c *chunk) {
+	c.idx = len(a.free)
+	a.free = append(a.free, c)
+	a.stats.Cached += c.size
+}
+
+func (a *Allocator) removeFree(c *chunk) {
+	last := a.free[len(a.free)-1]
+	a.free[c.idx] = last
+	last.idx = c.idx
+	a.free = a.free[:len(a.free)-1]
+	c.idx = -1
+	a.stats.Cached -= c.size
+}
+
+// take marks the free chunk c held, splitting off what is beyond sz bytes as a free chunk.
+func (a *Allocator) take(c *chunk, sz int64) {
+	a.removeFree(c)
+	if c.size > sz {
+		rest := &chunk{ptr: c.ptr + uintptr(sz), size: c.size - sz, prev: c, next: c.next}
+		if c.next != nil {
+			c.next.prev = rest
+		}
+		c.next = rest
+		c.size = sz
+		a.addFree(rest)
+	}
+}
+
+// trim makes room for a new segment for a request of sz bytes that no free chunk fits. When the
+// segment would raise Reserved above PeakRes, it returns segments that are entirely free to the
+// driver, smallest first, until their bytes cover the excess (or none is left), and the new
+// segment takes the bytes returned when they are more than sz: the idle memory is merged into one
+// range that this request and later ones are carved from, instead of growing the reservation
+// beside it. It returns the size of the segment to allocate (bytes). It waits for the stream
+// before returning anything, since queued kernels may still read the blocks last Put there.
+func (a *Allocator) trim(sz int64) (int64, error) {
+	excess := a.stats.Reserved + sz - a.stats.PeakRes
+	if excess <= 0 {
+		return sz, nil
+	}
+	var idle []*chunk
+	for _, c := range a.free {
+		if c.whole() {
+			idle = append(idle, c)
+		}
+	}
+	if len(idle) == 0 {
+		return sz, nil
+	}
+	sort.Slice(idle, func(i, j int) bool {
+		if idle[i].size != idle[j].size {
+			return idle[i].size < idle[j].size
+		}
+		return idle[i].ptr < idle[j].ptr
+	})
+	if err := a.mem.sync(); err != nil {
+		return 0, fmt.Errorf("wait for the stream before returning idle segments: %w", err)
+	}
+	a.stats.Trims++
+	var freed int64
+	for _, c := range idle {
+		if freed >= excess {
+			break
+		}
+		a.removeFree(c)
+		if err := a.driverFree(c.ptr, c.size); err != nil {
+			return 0, fmt.Errorf("return an idle segment of %d bytes: %w", c.size, err)
+		}
+		freed += c.size
+	}
+	return max(sz, freed), nil
+}
+
+// Put returns a block to the cache; the caller must not use it afterwards (queued kernels may, the
+// stream orders them before the block's next user). Putting a block twice is a broken invariant
+// (panics).
 func (a *Allocator) Put(b *Block) {
 	if b == nil {
 		return
@@ -223,15 +379,38 @@ func (a *Allocator) Put(b *Block) {
 	if b.Ptr == 0 {
 		panic("cuda: block freed twice")
 	}
-	a.free[b.size] = append(a.free[b.size], b.Ptr)
-	a.stats.Cached += b.size
+	if c := b.c; c != nil {
+		if p := c.prev; p != nil && p.idx >= 0 { // merge into the free chunk below
+			a.removeFree(p)
+			p.size += c.size
+			p.next = c.next
+			if c.next != nil {
+				c.next.prev = p
+			}
+			c = p
+		}
+		if nx := c.next; nx != nil && nx.idx >= 0 { // absorb the free chunk above
+			a.removeFree(nx)
+			c.size += nx.size
+			c.next = nx.next
+			if nx.next != nil {
+				nx.next.prev = c
+			}
+		}
+		a.addFree(c)
+		b.c = nil
+	} else {
+		a.small[b.size] = append(a.small[b.size], b.Ptr)
+		a.stats.Cached += b.size
+	}
 	a.stats.Current[b.Purpose] -= b.Bytes
 	a.stats.Total -= b.Bytes
 	a.stats.Blocks--
 	b.Ptr = 0
 }
 
-// ReleaseCache returns every cached free block to the driver (after the stream has finished).
+// ReleaseCache returns the cached small blocks and the segments entirely free to the driver, after
+// waiting for the stream. Free ranges of segments that also hold live blocks stay cached.
 func (a *Allocator) ReleaseCache() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -240,24 +419,34 @@ func (a *Allocator) ReleaseCache() error {
 
 func (a *Allocator) releaseCache() error {
 	if err := a.mem.sync(); err != nil {
-		return err
+		return fmt.Errorf("cuda: release the cache: wait for the stream: %w", err)
 	}
-	sizes := make([]int64, 0, len(a.free))
-	for s := range a.free {
+	var first error
+	note := func(err error, what string, n int64) {
+		if err != nil && first == nil {
+			first = fmt.Errorf("cuda: release the cache: free %s of %d bytes: %w", what, n, err)
+		}
+	}
+	sizes := make([]int64, 0, len(a.small))
+	for s := range a.small {
 		sizes = append(sizes, s)
 	}
 	sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
-	var first error
 	for _, s := range sizes {
-		for _, p := range a.free[s] {
-			if err := a.mem.free(p); err != nil && first == nil {
-				first = err
-			}
-			a.stats.Frees++
-			a.stats.Reserved -= s
+		for _, p := range a.small[s] {
 			a.stats.Cached -= s
+			note(a.driverFree(p, s), "a block", s)
 		}
-		delete(a.free, s)
+		delete(a.small, s)
+	}
+	for i := 0; i < len(a.free); {
+		c := a.free[i]
+		if !c.whole() {
+			i++
+			continue
+		}
+		a.removeFree(c) // moves the last one to i
+		note(a.driverFree(c.ptr, c.size), "a segment", c.size)
 	}
 	return first
 }
