@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
+	"time"
 )
 
 // fakeMemory is a deviceMemory without a device: it hands out address ranges (2 MiB aligned, never
@@ -102,16 +104,19 @@ func (f *fakeTrace) get(n int64, p Purpose) *Block {
 	if err != nil {
 		f.t.Fatalf("Get(%d, %s): %v", n, p, err)
 	}
+	f.live[b] = true
+	if f.m == nil { // a real device
+		return b
+	}
 	s := f.m.seg(b.Ptr)
 	if s == nil || b.Ptr+uintptr(b.size) > s.ptr+uintptr(s.size) || b.size < n {
 		f.t.Fatalf("Get(%d) = [%#x, +%d): not inside one live driver allocation", n, b.Ptr, b.size)
 	}
 	for o := range f.live {
-		if b.Ptr < o.Ptr+uintptr(o.size) && o.Ptr < b.Ptr+uintptr(b.size) {
+		if o != b && b.Ptr < o.Ptr+uintptr(o.size) && o.Ptr < b.Ptr+uintptr(b.size) {
 			f.t.Fatalf("Get(%d) = [%#x, +%d) overlaps the live block [%#x, +%d)", n, b.Ptr, b.size, o.Ptr, o.size)
 		}
 	}
-	f.live[b] = true
 	return b
 }
 
@@ -124,8 +129,10 @@ func (f *fakeTrace) put(bs ...*Block) {
 			f.t.Fatalf("put of a block not live")
 		}
 		delete(f.live, b)
-		f.m.clock++
-		f.m.seg(b.Ptr).lastPut = f.m.clock
+		if f.m != nil {
+			f.m.clock++
+			f.m.seg(b.Ptr).lastPut = f.m.clock
+		}
 		f.a.Put(b)
 	}
 }
@@ -159,7 +166,8 @@ const mibB = 1 << 20
 //   - backward layer by layer: the recomputed forward (up to gate/up) with its dequantized copies
 //     held until the layer's backward products (hold; else dequantized again for each product),
 //     then the backward arena (dact, dgate, dup, ...).
-func qloraStep(f *fakeTrace, hold bool) {
+func qloraStep(f *fakeTrace, m traceMode) {
+	hold := m.hold && m.recompute
 	const (
 		N, H, I, KV, V = 2048, 4096, 14336, 1024, 128256
 		heads, T, B    = 32, 512, 4
@@ -221,8 +229,11 @@ func qloraStep(f *fakeTrace, hold bool) {
 	for range layers + 1 {
 		keep = append(keep, f.get(hN, A))
 	}
-	for range layers {
-		f.put(forward(true, nil)...)
+	saved := make([][]*Block, layers) // without recompute, every layer's forward arena
+	for l := range layers {
+		if saved[l] = forward(true, nil); m.recompute {
+			f.put(saved[l]...)
+		}
 	}
 	hn := f.get(hN, A)
 	lossAll := f.get(N*f32, A)
@@ -236,12 +247,12 @@ func qloraStep(f *fakeTrace, hold bool) {
 		f.put(x, tg, loss, logits)
 	}
 	dh, dIn := f.get(hN, A), f.get(hN, A)
-	for range layers {
+	for l := layers - 1; l >= 0; l-- {
 		var held []*Block
-		var ar []*Block
+		ar := saved[l]
 		if hold {
 			ar = forward(false, &held)
-		} else {
+		} else if m.recompute {
 			ar = forward(false, nil)
 		}
 		release := func(n int) { // a backward product releases the held copy it read
@@ -322,14 +333,20 @@ func qloraModel(f *fakeTrace) {
 // TestAllocatorQLoRATrace replays the bench's NF4 QLoRA step (qloraStep) the way `finlora bench`
 // measures it (ReleaseCache and ResetPeaks after loading, then 2 warm-up and 5 timed steps) and
 // bounds the reserved peak by the allocated peak: what the cache holds beyond the blocks in use
-// at the worst moment.
+// at the worst moment. Before segments and trims (exact-size free lists only) the cache held
+// 495, 439 and 439 MiB over in the three variants (H100 bench, recompute + hold: 0.51 GiB).
+// A repeated step may return idle segments and take new ones, but only a few times.
 func TestAllocatorQLoRATrace(t *testing.T) {
-	for _, hold := range []bool{true, false} {
-		t.Run(fmt.Sprintf("hold=%v", hold), func(t *testing.T) { testQLoRATrace(t, hold) })
+	for _, m := range []traceMode{{recompute: true, hold: true}, {recompute: true}, {}} {
+		t.Run(fmt.Sprintf("recompute=%v,hold=%v", m.recompute, m.hold), func(t *testing.T) { testQLoRATrace(t, m) })
 	}
 }
 
-func testQLoRATrace(t *testing.T, hold bool) {
+// traceMode selects qloraStep's variant: gradient checkpointing, and with it the dequantization
+// hold (runtime/cuda's default; FINLORA_HOLD_DEQUANT=0 turns it off).
+type traceMode struct{ recompute, hold bool }
+
+func testQLoRATrace(t *testing.T, mode traceMode) {
 	f := newFakeTrace(t)
 	qloraModel(f)
 	if err := f.a.ReleaseCache(); err != nil {
@@ -340,7 +357,7 @@ func testQLoRATrace(t *testing.T, hold bool) {
 	var after2 AllocStats
 	var syncs2, allocs2, frees2 int
 	for step := range 7 {
-		qloraStep(f, hold)
+		qloraStep(f, mode)
 		f.checkStats()
 		if step == 1 {
 			after2, syncs2, allocs2, frees2 = f.a.Stats(), f.m.syncs, f.m.allocs, f.m.frees
@@ -351,86 +368,90 @@ func testQLoRATrace(t *testing.T, hold bool) {
 	t.Logf("peak allocated %.1f MiB, peak reserved %.1f MiB: %.1f MiB over (%s)", mib(s.PeakAll), mib(s.PeakRes), mib(over), s)
 	t.Logf("steps 3-7: %d cuMemAlloc, %d cuMemFree, %d stream waits, %d of %d allocations from the cache",
 		f.m.allocs-allocs2, f.m.frees-frees2, f.m.syncs-syncs2, s.Hits-after2.Hits, s.Hits-after2.Hits+f.m.allocs-allocs2)
-	if n := f.m.allocs + f.m.frees + f.m.syncs - allocs2 - frees2 - syncs2; n > 0 {
-		t.Errorf("steps 3-7 made %d driver calls (cuMemAlloc, cuMemFree, stream waits), want none: the cache should serve a repeated step", n)
-	}
 	if over > 200*mibB {
 		t.Errorf("peak reserved %.1f MiB is %.1f MiB above the peak allocated %.1f MiB, want ≤ 200", mib(s.PeakRes), mib(over), mib(s.PeakAll))
 	}
+	if waits, calls := f.m.syncs-syncs2, f.m.allocs+f.m.frees-allocs2-frees2; waits > 5*2 || calls > 5*16 {
+		t.Errorf("steps 3-7: %d stream waits and %d cuMemAlloc + cuMemFree, want at most 2 and 16 a step", waits, calls)
+	}
 }
 
-// TestAllocatorSplitMerge: a large block is carved out of a cached larger range, the rest stays
-// free, and blocks Put merge with their free neighbours into one range again.
+// TestAllocatorSplitMerge: a Workspace block is carved out of a cached larger chunk, the rest stays
+// free, and blocks Put merge with their free neighbours into one chunk again; other purposes take
+// only a chunk of their size.
 func TestAllocatorSplitMerge(t *testing.T) {
 	f := newFakeTrace(t)
 	big := f.get(100*mibB, Activations)
 	base := big.Ptr
 	f.put(big)
-	x := f.get(30*mibB, Activations)
-	y := f.get(50*mibB+1, Activations) // rounds to 52 MiB
-	z := f.get(18*mibB, Activations)
+	x := f.get(30*mibB, Workspace)
+	y := f.get(50*mibB+1, Workspace) // rounds to 52 MiB
+	z := f.get(18*mibB, Workspace)
 	if f.m.allocs != 1 {
-		t.Fatalf("%d cuMemAlloc for 30 + 52 + 18 MiB out of a cached 100 MiB range, want the first only", f.m.allocs)
+		t.Fatalf("%d cuMemAlloc for 30 + 52 + 18 MiB of workspace out of a cached 100 MiB chunk, want the first only", f.m.allocs)
 	}
 	if x.Ptr != base || y.Ptr != base+30*mibB || z.Ptr != base+82*mibB || y.size != 52*mibB {
 		t.Fatalf("blocks at +%d, +%d (%d bytes), +%d MiB: want 0, 30 (52 MiB), 82", (x.Ptr-base)>>20, (y.Ptr-base)>>20, y.size, (z.Ptr-base)>>20)
 	}
 	f.checkStats()
-	f.put(x, z) // two free ranges, the middle held
+	f.put(x, z) // two free chunks, the middle held
 	if n := len(f.a.free); n != 2 {
-		t.Fatalf("%d free ranges, want 2", n)
+		t.Fatalf("%d free chunks, want 2", n)
 	}
 	f.put(y) // merges below and above
 	if n := len(f.a.free); n != 1 || f.a.free[0].size != 100*mibB || !f.a.free[0].whole() {
-		t.Fatalf("free ranges %v after every block came back, want the whole 100 MiB segment", f.a.free)
+		t.Fatalf("free chunks %v after every block came back, want the whole 100 MiB segment", f.a.free)
 	}
-	w := f.get(100*mibB, Workspace)
+	w := f.get(100*mibB, Activations)
 	if f.m.allocs != 1 || w.Ptr != base {
 		t.Fatalf("100 MiB again: %d cuMemAlloc, at %#x, want the merged segment", f.m.allocs, w.Ptr)
 	}
+	f.put(w)
+	act := f.get(40*mibB, Activations) // not carved: a segment of its own
+	if f.m.allocs != 2 || act.Ptr == base {
+		t.Fatalf("40 MiB of activations with a free 100 MiB chunk: %d cuMemAlloc, at %#x; want a new segment", f.m.allocs, act.Ptr)
+	}
 	f.checkStats()
-	// the smallest range that fits is taken (best fit)
+	// the smallest chunk that fits is carved (best fit)
 	a, b := f.get(64*mibB, Activations), f.get(8*mibB, Activations)
 	aPtr := a.Ptr
-	f.put(a, w)
-	c := f.get(40*mibB, Activations)
+	f.put(a)
+	c := f.get(40*mibB, Workspace)
 	if c.Ptr != aPtr {
-		t.Fatalf("40 MiB from free ranges of 100 and 64 MiB: at %#x, want the 64 MiB one at %#x", c.Ptr, aPtr)
+		t.Fatalf("40 MiB from free chunks of 100 and 64 MiB: at %#x, want the 64 MiB one at %#x", c.Ptr, aPtr)
 	}
-	f.put(b, c)
+	f.put(b, c, act)
 	f.checkStats()
 }
 
-// TestAllocatorTrim: a new segment that would raise the reserved peak first takes the bytes of
-// the segments entirely free (returned after a stream wait), and one below the peak does not wait.
+// TestAllocatorTrim: a new segment that would take Reserved above the allocated peak plus
+// Headroom first returns the idle segments, longest idle first, after a stream wait (fakeMemory
+// checks the wait); within the headroom, or with Headroom < 0, nothing waits.
 func TestAllocatorTrim(t *testing.T) {
 	f := newFakeTrace(t)
-	a, b, keep := f.get(32*mibB, Activations), f.get(32*mibB, Activations), f.get(16*mibB, Weights)
-	part := f.get(4*mibB, Activations)
-	f.put(a, b)
-	c := f.get(48*mibB, Activations)
+	f.a.Headroom = 32 * mibB
+	keep := f.get(16*mibB, Weights)
+	a, b := f.get(64*mibB, Activations), f.get(64*mibB, Activations)
+	aPtr := a.Ptr
+	f.put(a, b) // allocated peak 144 MiB, reserved 144
+	c := f.get(96*mibB, Activations)
 	s := f.a.Stats()
-	if f.m.syncs != 1 || f.m.frees != 2 || s.Trims != 1 || s.Reserved != 84*mibB || s.PeakRes != 84*mibB {
-		t.Fatalf("48 MiB with two idle 32 MiB segments at the peak: %d stream waits, %d cuMemFree, %+v; want 1, 2, Reserved = PeakRes = 84 MiB", f.m.syncs, f.m.frees, s)
+	if f.m.syncs != 1 || f.m.frees != 1 || s.Trims != 1 || s.Reserved != 176*mibB || s.PeakRes != s.PeakAll+32*mibB || f.m.live[aPtr] != nil {
+		t.Fatalf("96 MiB with two idle 64 MiB segments, 144 MiB allocated at the peak, headroom 32: %d stream waits, %d cuMemFree, %+v; want 1, 1 (the first freed), Reserved = PeakRes = 176 MiB", f.m.syncs, f.m.frees, s)
 	}
-	d := f.get(16*mibB, Activations) // from the 64 MiB segment's last 16
-	if f.m.allocs != 5 || d.Ptr != c.Ptr+48*mibB {
-		t.Fatalf("16 MiB after a 48 MiB block in a 64 MiB segment: %d cuMemAlloc, at +%d MiB", f.m.allocs, int64(d.Ptr-c.Ptr)>>20)
+	f.checkStats()
+	f.a.Headroom = 1 << 30 // within the headroom: no wait
+	d := f.get(32*mibB, Activations)
+	if f.m.syncs != 1 || f.m.frees != 1 {
+		t.Fatalf("32 MiB within the headroom: %d stream waits, %d cuMemFree; want no more", f.m.syncs-1, f.m.frees-1)
 	}
 	f.put(c, d)
-	f.checkStats()
-	// below the peak: no wait, nothing returned
-	f.put(part)
-	if err := f.a.ReleaseCache(); err != nil {
-		t.Fatal(err)
+	f.a.Headroom = -1 // never
+	e := f.get(200*mibB, Activations)
+	if f.m.syncs != 1 || f.m.frees != 1 {
+		t.Fatalf("Headroom < 0: %d stream waits, %d cuMemFree; want none", f.m.syncs-1, f.m.frees-1)
 	}
-	syncs, frees := f.m.syncs, f.m.frees
-	e := f.get(40*mibB, Activations)
-	g := f.get(24*mibB, Activations)
-	if f.m.syncs != syncs || f.m.frees != frees || f.a.Stats().PeakRes != 84*mibB {
-		t.Fatalf("growth below the reserved peak waited (%d) or freed (%d): %+v", f.m.syncs-syncs, f.m.frees-frees, f.a.Stats())
-	}
-	f.put(e, g, keep)
+	f.put(e, keep)
 	f.checkStats()
 }
 
@@ -441,8 +462,8 @@ func TestAllocatorReleaseCache(t *testing.T) {
 	s1, s2 := f.get(1000, Workspace), f.get(1<<20, Workspace)
 	seg := f.get(64*mibB, Activations)
 	f.put(seg)
-	live := f.get(16*mibB, Weights)      // carved from the 64 MiB segment
-	idle := f.get(8*mibB, Activations)   // from its free 48 MiB
+	live := f.get(16*mibB, Workspace)    // carved from the 64 MiB segment
+	idle := f.get(8*mibB, Workspace)     // from its free 48 MiB
 	idle2 := f.get(48*mibB, Activations) // a segment of its own
 	f.put(s1, s2, idle)
 	if err := f.a.ReleaseCache(); err != nil {
@@ -562,4 +583,67 @@ func TestAllocatorRandom(t *testing.T) {
 		t.Fatalf("after every block came back and ReleaseCache: %+v, %d driver allocations", s, len(f.m.live))
 	}
 	t.Logf("%s", f.a.Stats())
+}
+
+// TestAllocatorDriverCost (GPU, FINLORA_ALLOC_BENCH=1) times the driver calls the allocator makes
+// and replays qloraStep on the device's driver (no kernels) for several Headroom settings: the
+// host time a step spends in the allocator, with its cuMemAlloc, cuMemFree and stream waits.
+func TestAllocatorDriverCost(t *testing.T) {
+	if os.Getenv("FINLORA_ALLOC_BENCH") != "1" {
+		t.Skip("FINLORA_ALLOC_BENCH=1 runs it")
+	}
+	b := gpu(t)
+	mem := driverMemory{b.dev}
+	for _, n := range []int64{8 * mibB, 32 * mibB, 112 * mibB, 252 * mibB} {
+		var ta, tf time.Duration
+		const reps = 10
+		for range reps {
+			t0 := time.Now()
+			p, err := mem.alloc(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t1 := time.Now()
+			if err := mem.free(p); err != nil {
+				t.Fatal(err)
+			}
+			ta, tf = ta+t1.Sub(t0), tf+time.Since(t1)
+		}
+		t.Logf("%4d MiB: cuMemAlloc %v, cuMemFree %v (mean of %d)", n>>20, ta/reps, tf/reps, reps)
+	}
+	t0 := time.Now()
+	for range 100 {
+		if err := mem.sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("cuStreamSynchronize of an idle stream: %v", time.Since(t0)/100)
+	for _, h := range []int64{-1, 128, 192, 256} {
+		for _, m := range []traceMode{{true, true}, {}} {
+			f := &fakeTrace{t: t, a: newAllocatorOn(mem), live: map[*Block]bool{}}
+			f.a.Headroom = h << 20
+			qloraModel(f)
+			if err := f.a.ReleaseCache(); err != nil {
+				t.Fatal(err)
+			}
+			f.a.ResetPeaks()
+			var s2 AllocStats
+			var t2 time.Time
+			for step := range 7 {
+				qloraStep(f, m)
+				if step == 1 {
+					s2, t2 = f.a.Stats(), time.Now()
+				}
+			}
+			s := f.a.Stats()
+			t.Logf("headroom %4d MiB %+v: %.1f MiB over the allocated peak; steps 3-7: %.2f ms a step, %d cuMemAlloc, %d cuMemFree, %d stream waits",
+				h, m, mib(s.PeakRes-s.PeakAll), float64(time.Since(t2).Microseconds())/5e3, s.Allocs-s2.Allocs, s.Frees-s2.Frees, s.Trims-s2.Trims)
+			for blk := range f.live {
+				f.a.Put(blk)
+			}
+			if err := f.a.ReleaseCache(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
