@@ -114,6 +114,9 @@ type kernels struct {
 	wrap    func(name string, f func() error) error
 	mu      sync.Mutex
 	modules map[string]*module // by file
+	// dynShared is, per function, the dynamic shared memory its attribute allows beyond the
+	// default (set on the first launch that needs it; guarded by mu).
+	dynShared map[uintptr]int
 	// CompileLog records, per file, whether it was compiled or read from the cache, and the time.
 	CompileLog []string
 }
@@ -279,9 +282,22 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, args ...an
 		}
 		ptrs[i] = uintptr(unsafe.Pointer(&slots[i]))
 	}
-	if shmem > 48<<10 {
-		if err := k.d.drv.call("cuFuncSetAttribute", f, funcAttrMaxDynamicSharedSize, uintptr(shmem)); err != nil {
-			return fmt.Errorf("cuda: launch %s with %d bytes of shared memory: %w", name, shmem, err)
+	// Static plus dynamic shared memory beyond 48 KiB needs the function's opt-in (the static part
+	// is up to ~38 KiB: gemv4t's tables), so any dynamic request sets it (once per size).
+	if shmem > 0 {
+		k.mu.Lock()
+		set := k.dynShared[f] >= shmem
+		k.mu.Unlock()
+		if !set {
+			if err := k.d.drv.call("cuFuncSetAttribute", f, funcAttrMaxDynamicSharedSize, uintptr(shmem)); err != nil {
+				return fmt.Errorf("cuda: launch %s with %d bytes of shared memory: %w", name, shmem, err)
+			}
+			k.mu.Lock()
+			if k.dynShared == nil {
+				k.dynShared = map[uintptr]int{}
+			}
+			k.dynShared[f] = shmem
+			k.mu.Unlock()
 		}
 	}
 	err = k.d.drv.call("cuLaunchKernel", f, uintptr(grid.x), uintptr(grid.y), uintptr(grid.z),
@@ -290,7 +306,7 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, args ...an
 	runtime.KeepAlive(slots)
 	runtime.KeepAlive(ptrs)
 	if err != nil {
-		return fmt.Errorf("cuda: launch %s grid %v block %v: %w", name, grid, block, err)
+		return fmt.Errorf("cuda: launch %s grid %v block %v shared %d: %w", name, grid, block, shmem, err)
 	}
 	return nil
 }
