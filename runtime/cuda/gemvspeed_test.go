@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/finlora/finlora/quant"
@@ -31,6 +33,9 @@ func TestQuantGEMVSpeed(t *testing.T) {
 		perTok int // calls per token (32 layers)
 	}
 	shapes := []shape{{"q/o 4096x4096", 4096, 4096, 64}, {"k/v 1024x4096", 1024, 4096, 64}, {"gate/up 14336x4096", 14336, 4096, 64}, {"down 4096x14336", 4096, 14336, 32}}
+	if only := os.Getenv("FINLORA_GEMV_SHAPES"); only != "" { // e.g. "gate/up": one shape (profiling)
+		shapes = slices.DeleteFunc(shapes, func(s shape) bool { return !strings.Contains(s.name, only) })
+	}
 	g := rand.New(rand.NewPCG(3, 4))
 	weights := map[string][]*tensor.QTensor{}
 	xs := map[string]*tensor.Tensor{}
@@ -72,7 +77,7 @@ func TestQuantGEMVSpeed(t *testing.T) {
 		defer outs[s.name].Free()
 	}
 	var lines []string
-	for _, kern := range []string{"gemv4h", "gemv4d", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8"} {
+	for _, kern := range []string{"gemv4h", "gemv4s", "gemv4t"} {
 		b.GEMV4 = kern
 		tok := 0.0
 		for _, s := range shapes {
@@ -102,6 +107,37 @@ func TestQuantGEMVSpeed(t *testing.T) {
 		}
 		lines = append(lines, fmt.Sprintf("gemv speed %-7s per token (32 layers x 7 linears)  %.3f ms", kern, tok))
 	}
+	// gate and up with their SwiGLU in one launch (gemv4t_swiglu; consecutive copies as the pair)
+	b.GEMV4 = ""
+	gu := weights["gate/up 14336x4096"]
+	if len(gu) == 0 {
+		for _, l := range lines {
+			fmt.Println(l)
+		}
+		return
+	}
+	var per []float64
+	for round := 0; round < 31; round++ {
+		b.StartProfile()
+		for i := 0; i+1 < len(gu); i += 2 {
+			if ok, err := b.QuantSwiGLU(outs["gate/up 14336x4096"], xs["gate/up 14336x4096"], gu[i], gu[i+1]); err != nil || !ok {
+				t.Fatalf("QuantSwiGLU: %v, %v", ok, err)
+			}
+		}
+		prof, err := b.StopProfile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range prof {
+			if round > 0 {
+				per = append(per, e.Ms/float64(e.Calls))
+			}
+		}
+	}
+	sort.Float64s(per)
+	ms := per[len(per)/2]
+	lines = append(lines, fmt.Sprintf("gemv speed %-7s %-20s %8.2f us %7.0f GB/s (gate and up: %.2f us a weight)", "gemv4t_swiglu",
+		"gate+up 14336x4096", 1e3*ms, 2*bytes["gate/up 14336x4096"]/(ms*1e-3)/1e9, 1e3*ms/2))
 	// dequantization into bf16 (the training path: x of 8 rows takes dequantize + GEMM), both kernels;
 	// bytes: codes read plus bf16 written
 	for _, old := range []bool{false, true} {

@@ -251,6 +251,90 @@ const gemvMaxRows = 4
 // of GV_R rows in kernels/quant.cu) and its threads.
 const gv4Rows, gv4Threads = 16, 128
 
+// gt4Threads is 32·GT_WARPS of kernels/quant.cu: the threads of one gemv4t block (8 warps).
+const gt4Threads = 256
+
+// gemv4tShared is gemv4t's dynamic shared memory for K columns: x as fp16 (2·K bytes; the 32 KiB
+// pair table and the rest are static).
+func gemv4tShared(k int) int { return 2 * k }
+
+// gemv4tGrid is gemv4t's grid for n rows: one block per 16-row tile, at most perSM blocks an SM
+// (the kernel's launch bounds); the blocks walk the tiles grid-stride, building their tables once.
+func (b *Backend) gemv4tGrid(n, perSM int) dim3 {
+	return dim3{x: min((n+15)/16, perSM*max(b.dev.Info.SMs, 1))}
+}
+
+// gemv4tName is the gemv4t kernel (base "gemv4t" or "gemv4t_swiglu") for h's absmax kind and
+// block size: _dq (double-quantized) or _ab (float32 absmax), then _64 (block size 64) or _g.
+func gemv4tName(base string, q *qdev) string {
+	kind, bs := "_ab", "_g"
+	if q.absmax == 0 {
+		kind = "_dq"
+	}
+	if q.h.BlockSize == 64 {
+		bs = "_64"
+	}
+	return base + kind + bs
+}
+
+// gemv4tApplies reports whether gemv4t takes the 4-bit weight q with x at device address xp:
+// block sizes powers of two ≥ 64 (a 64-code segment has one absmax) dividing K (rows start on a
+// block), with double quantization a warp's segment range no longer than a nested block (so it
+// crosses at most one nested boundary), K % 64 == 0 with at least one segment a warp (K ≥ 512),
+// Rows·Cols < 2^31 (32-bit element indices), packed codes and x 8-byte aligned, and x's fp16 copy
+// plus the 36 KiB of static tables within the 227 KiB a block may have. The caller has checked the
+// format is 4-bit.
+func gemv4tApplies(q *qdev, xp uintptr) bool {
+	h := &q.h
+	_, _, pow2 := blockShifts(h)
+	warpRange := (h.Cols/64 + 7) / 8 // segments, so at most as many blocks
+	return pow2 && h.BlockSize >= 64 && h.Cols%h.BlockSize == 0 && h.Cols >= 64*8 &&
+		(q.absmax != 0 || warpRange <= h.NestedBlockSize) && int64(h.Rows)*int64(h.Cols) < 1<<31 &&
+		q.packed%8 == 0 && xp%8 == 0 && gemv4tShared(h.Cols)+38<<10 <= 227<<10
+}
+
+// QuantSwiGLU sets out = silu(x·gateᵀ) ⊙ (x·upᵀ) with one gemv4t_swiglu launch (tensor.QuantSwiGLUer)
+// when it applies: one row of F32 x (decode at batch 1), gate and up 4-bit weights of the same
+// shape, codebook and block size, each as gemv4t takes it, and the default 4-bit GEMV
+// (Backend.GEMV4 "" or "gemv4t"). Otherwise it reports false and does nothing.
+func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor) (bool, error) {
+	if b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
+		return false, nil
+	}
+	g, err := b.qcheck("quant swiglu", gate)
+	if err != nil {
+		return false, err
+	}
+	u, err := b.qcheck("quant swiglu", up)
+	if err != nil {
+		return false, err
+	}
+	hg, hu := &g.h, &u.h
+	if !hg.Format.Is4Bit() || hg.Format != hu.Format || hg.Rows != hu.Rows || hg.Cols != hu.Cols || hg.BlockSize != hu.BlockSize {
+		return false, nil
+	}
+	if x.Numel() != hg.Cols || out.Numel() != hg.Rows {
+		return false, nil // more than one row (or a shape error the products report)
+	}
+	defer b.lock()()
+	xp, err := b.f32("quant swiglu", "x", x)
+	if err != nil {
+		return false, err
+	}
+	op, err := b.f32("quant swiglu", "out", out)
+	if err != nil {
+		return false, err
+	}
+	if !gemv4tApplies(g, xp) || !gemv4tApplies(u, xp) || hg.Codebook != hu.Codebook || (g.absmax == 0) != (u.absmax == 0) {
+		return false, nil
+	}
+	bsh, nsh, _ := blockShifts(hg)
+	_, nsh2, _ := blockShifts(hu)
+	return true, b.k.launch(gemv4tName("gemv4t_swiglu", g), b.gemv4tGrid(hg.Rows, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), op, xp, hg.Rows, hg.Cols,
+		g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh, g.codebook, bsh,
+		u.packed, u.absmax, u.codes, u.nabs, u.nmap, hu.NestedOffset, nsh2)
+}
+
 // gs4Threads is GS_THREADS of kernels/quant.cu: the threads of one gemv4s block.
 const gs4Threads = 128
 
@@ -302,7 +386,8 @@ func blockShifts(h *tensor.QuantHost) (bsh, nsh int, ok bool) {
 // packed codes directly) when they apply: x·Wᵀ, at most gemvMaxRows rows of F32 x, K a multiple of
 // 32 (NF4/FP4, block size ≥ 32) or 16 (int8), 16-byte aligned operands. It reports whether it ran;
 // otherwise the caller takes the dequantize-then-GEMM path. FINLORA_QUANT_GEMV=0 turns it off;
-// Backend.GEMV4 picks the 4-bit kernel (gemv4s at m = 1 and gemv4h at m ≤ 4 by default).
+// Backend.GEMV4 picks the 4-bit kernel (by default gemv4t at m = 1 where it applies, else gemv4s,
+// and gemv4h at 2 ≤ m ≤ 4).
 func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta float32) (bool, error) {
 	h := &q.h
 	if !transW || b.NoQuantGEMV || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
@@ -333,8 +418,12 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		}
 		name := b.GEMV4
 		switch name {
-		case "", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
+		case "", "gemv4t", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
 			bsh, nsh, pow2 := blockShifts(h)
+			if m == 1 && pow2 && (name == "" || name == "gemv4t") && gemv4tApplies(q, xp) {
+				return true, b.k.launch(gemv4tName("gemv4t", q), b.gemv4tGrid(h.Rows, 3), dim3{x: gt4Threads}, gemv4tShared(h.Cols), op, xp, h.Rows, h.Cols,
+					alpha, beta, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh, q.codebook, bsh)
+			}
 			if m == 1 && pow2 {
 				kern, rows := gemv4sKernel(name, h.Rows, h.Cols)
 				return true, b.k.launch(kern, dim3{x: (h.Rows + rows - 1) / rows}, dim3{x: gs4Threads}, 0, op, xp, h.Rows, h.Cols,
@@ -343,7 +432,7 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 			name = "gemv4h" // m > 1: measured faster than gemv4v end to end (H100, 2026-11-27: BENCHMARKS.md)
 		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4d", "gemv4r2", "gemv4r8":
 		default:
-			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4s, gemv4s_r2, gemv4s_r4, gemv4s_r8, gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
+			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4t, gemv4s, gemv4s_r2, gemv4s_r4, gemv4s_r8, gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
 		}
 		rows := gv4Rows // output rows a block
 		if name == "gemv4r2" || name == "gemv4r8" {

@@ -160,10 +160,12 @@ func TestQuantizedConformance(t *testing.T) {
 // layout against the CPU's product on the same exact weights; the profile proves the named GEMV
 // ran rather than the dequantize-then-GEMM path. gemv8 and gemv4 ("exact") use the weights rounded
 // to the checkpoint dtype as the dequantization does, with float32 arithmetic: the float32 bound.
-// gemv4s (the default at m = 1, R = 2/4/8 rows a block), gemv4h (the default at m > 1), gemv4v,
+// gemv4t (the default at m = 1: fp16 tensor cores, codebook in fp16, x as a scaled fp16 hi + lo
+// pair), gemv4s (R = 2/4/8 rows a block), gemv4h (the default at m > 1), gemv4v,
 // gemv4r2/r8 and gemv4f use codebook·absmax in float32 (gemv4s and gemv4h: half the codes through
 // a bf16-rounded codebook) without that rounding, so against the CPU's rounded weights their bound
-// is bf16's, 3e-3; with float32 weights all but gemv4s/gemv4h keep the float32 bound. K = 4160 is
+// is bf16's, 3e-3; with float32 weights gemv4t's is 1e-3 (its fp16 codebook), gemv4s's and
+// gemv4h's stay 3e-3 and the others keep the float32 bound. K = 4160 is
 // also more chunks (130) than a gemv4s block has threads: its U = 4 form.
 // Shapes: 300 rows (not a multiple of the 16-row blocks of gemv4v/h), K = 512 (16 chunks of 32
 // codes: half of each warp idle) and 4160 (130 chunks: five passes, the last one partial).
@@ -179,7 +181,7 @@ func TestQuantGEMV(t *testing.T) {
 			for _, mk := range []struct {
 				m      int
 				kernel string
-			}{{1, "gemv4"}, {4, "gemv4"}, {1, "gemv4f"}, {4, "gemv4f"}, {1, ""}, {4, ""}, {1, "gemv4v"}, {3, "gemv4v"}, {1, "gemv4r2"}, {1, "gemv4r8"}, {1, "gemv4d"}, {4, "gemv4d"}, {1, "gemv4h"}, {1, "gemv4s_r2"}, {1, "gemv4s_r4"}, {1, "gemv4s_r8"}} {
+			}{{1, "gemv4"}, {4, "gemv4"}, {1, "gemv4f"}, {4, "gemv4f"}, {1, ""}, {4, ""}, {1, "gemv4v"}, {3, "gemv4v"}, {1, "gemv4r2"}, {1, "gemv4r8"}, {1, "gemv4d"}, {4, "gemv4d"}, {1, "gemv4h"}, {1, "gemv4s"}, {1, "gemv4s_r2"}, {1, "gemv4s_r4"}, {1, "gemv4s_r8"}, {1, "gemv4t"}} {
 				m := mk.m
 				if mk.kernel != "gemv4" && !h.Format.Is4Bit() {
 					continue
@@ -188,8 +190,11 @@ func TestQuantGEMV(t *testing.T) {
 					be.GEMV4 = mk.kernel
 					tol := 2e-5
 					approx := h.Format.Is4Bit() && mk.kernel != "gemv4"
-					if approx && (mk.kernel == "" || mk.kernel == "gemv4d" || mk.kernel == "gemv4h" || strings.HasPrefix(mk.kernel, "gemv4s") || h.Round != tensor.F32 && h.Round != tensor.Invalid) { // "": gemv4s / gemv4h
+					exactRound := h.Round == tensor.F32 || h.Round == tensor.Invalid
+					if approx && (mk.kernel == "gemv4d" || mk.kernel == "gemv4h" || strings.HasPrefix(mk.kernel, "gemv4s") || !exactRound) {
 						tol = 3e-3
+					} else if approx && (mk.kernel == "gemv4t" || mk.kernel == "") { // "": gemv4t at m = 1, gemv4h at m = 4
+						tol = map[bool]float64{true: 1e-3, false: 3e-3}[m == 1] // fp16 codebook: 2^-12 a weight
 					}
 					wg, err := gq.QuantFromHost(h)
 					if err != nil {
@@ -212,9 +217,12 @@ func TestQuantGEMV(t *testing.T) {
 					if h.Format.Is4Bit() {
 						want = mk.kernel
 						if want == "" && m == 1 {
-							want = "gemv4s"
+							want = "gemv4t"
 						} else if want == "" {
 							want = "gemv4h"
+						}
+						if want == "gemv4t" && k%h.BlockSize != 0 {
+							want = "gemv4s" // gemv4t takes rows that start on an absmax block (here: FP4 blocks of 128, K = 4160)
 						}
 						if strings.HasPrefix(want, "gemv4s") && h.BlockSize >= 32 {
 							want, _ = gemv4sKernel(want, 300, k) // gemv4s_rR_uU, R and U by the shape
@@ -222,7 +230,7 @@ func TestQuantGEMV(t *testing.T) {
 					}
 					ran := false
 					for _, e := range prof {
-						ran = ran || e.Name == want || e.Name == want+"_m1"
+						ran = ran || e.Name == want || e.Name == want+"_m1" || want == "gemv4t" && strings.HasPrefix(e.Name, "gemv4t_")
 					}
 					if !ran {
 						t.Errorf("the GEMV kernel %s did not run (profile %v)", want, prof)
@@ -233,6 +241,92 @@ func TestQuantGEMV(t *testing.T) {
 					pp.same("quant gemv", og, oc, tol)
 				})
 			}
+		}
+	}
+}
+
+// TestQuantSwiGLU: the fused decode kernel (gemv4t_swiglu: silu(x·Gᵀ)·(x·Uᵀ) in one launch) against
+// the CPU's two products and SwiGLU on the same exact weights, for every 4-bit layout, with K = 512
+// and 4160 (more segments than a block has warps, the last group partial) and 300 rows (not a
+// multiple of the 16-row blocks); bound: bf16's, as gemv4t. Also: it declines (false, nothing
+// written) for two rows of x, for weights of different shapes, and with int8 weights.
+func TestQuantSwiGLU(t *testing.T) {
+	p := newPair(t)
+	defer p.free()
+	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
+	be := p.g.(*Backend)
+	for _, k := range []int{512, 4160} {
+		gates, ups := quantHosts(t, 300, k, 11), quantHosts(t, 300, k, 12)
+		for name, hg := range gates {
+			if !hg.Format.Is4Bit() {
+				continue
+			}
+			t.Run(fmt.Sprintf("K%d/%s", k, name), func(t *testing.T) {
+				pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
+				defer pp.free()
+				var wg, wc [2]*tensor.QTensor
+				for i, h := range []*tensor.QuantHost{hg, ups[name]} {
+					var err error
+					if wg[i], err = gq.QuantFromHost(h); err != nil {
+						t.Fatal(err)
+					}
+					defer wg[i].Free()
+					wc[i], _ = cq.QuantFromHost(h)
+					defer wc[i].Free()
+				}
+				xg, xc := pp.rand(tensor.F32, 1, 1, k)
+				og, _ := pp.zeros(1, 300)
+				be.StartProfile()
+				ok, err := be.QuantSwiGLU(og, xg, wg[0], wg[1])
+				prof, perr := be.StopProfile()
+				if k%hg.BlockSize != 0 { // rows not starting on an absmax block: declined
+					if ok || err != nil || len(prof) != 0 {
+						t.Errorf("QuantSwiGLU with K %% block size != 0: ok %v, %v, kernels %v; want false, nil, none", ok, err, prof)
+					}
+					return
+				}
+				if err != nil || perr != nil || !ok {
+					t.Fatalf("QuantSwiGLU: ok %v, %v, %v", ok, err, perr)
+				}
+				if len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t_swiglu_") {
+					t.Errorf("kernels run: %v, want gemv4t_swiglu alone", prof)
+				}
+				_, gcc := pp.zeros(1, 300)
+				_, ucc := pp.zeros(1, 300)
+				if err := cq.QuantMatMul(gcc, xc, wc[0], true, 1, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := cq.QuantMatMul(ucc, xc, wc[1], true, 1, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.c.SwiGLU(gcc, gcc, ucc); err != nil {
+					t.Fatal(err)
+				}
+				pp.same("quant swiglu", og, gcc, 3e-3)
+			})
+		}
+	}
+	// where it does not apply: false and nothing written
+	hs := quantHosts(t, 64, 512, 13)
+	nf := hs["nf4/bs64/dq=true/bfloat16"]
+	w1, _ := gq.QuantFromHost(nf)
+	defer w1.Free()
+	w8, _ := gq.QuantFromHost(hs["int8"])
+	defer w8.Free()
+	small, _ := gq.QuantFromHost(quantHosts(t, 32, 512, 14)["nf4/bs64/dq=true/bfloat16"])
+	defer small.Free()
+	x2, _ := p.rand(tensor.F32, 1, 2, 512)
+	x1, _ := p.rand(tensor.F32, 1, 1, 512)
+	o2, _ := p.zeros(2, 64)
+	o1, _ := p.zeros(1, 64)
+	for _, c := range []struct {
+		what  string
+		x, o  *tensor.Tensor
+		g, up *tensor.QTensor
+	}{{"two rows", x2, o2, w1, w1}, {"int8", x1, o1, w8, w8}, {"different shapes", x1, o1, w1, small}} {
+		ok, err := be.QuantSwiGLU(c.o, c.x, c.g, c.up)
+		if ok || err != nil {
+			t.Errorf("%s: QuantSwiGLU = %v, %v; want false, nil", c.what, ok, err)
 		}
 	}
 }

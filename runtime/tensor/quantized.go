@@ -232,3 +232,14 @@ type Quantized interface {
 	// QuantFree releases w's storage (prefer w.Free()).
 	QuantFree(w *QTensor) error
 }
+
+// QuantSwiGLUer is implemented by backends with a fused kernel for the first half of a SwiGLU MLP
+// whose gate and up weights are quantized: out = silu(x·Gᵀ) ⊙ (x·Uᵀ) in one step, the decode-time
+// fusion of two products and the elementwise SwiGLU. x is F32 [.., Cols], out F32 [.., Rows]
+// (overwritten; not aliasing x); gate and up have the same Rows and Cols. It reports false, doing
+// nothing, when the fused kernel does not apply (the shapes, layouts or number of rows it takes);
+// the caller then runs the two products and SwiGLU itself. The result equals that sequence within
+// the backend's quantized-product bound.
+type QuantSwiGLUer interface {
+	QuantSwiGLU(out, x *Tensor, gate, up *QTensor) (bool, error)
+}

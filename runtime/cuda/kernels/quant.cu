@@ -637,6 +637,313 @@ extern "C" __global__ __launch_bounds__(GS_THREADS) void gemv4s_r4_u4(float* out
     gemv4s_body<4, 4>(out, x, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 
+// pack_bf16x2 rounds lo and hi to bf16 (nearest even) and packs them, lo in the low 16 bits.
+__device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
+    u32 d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+// gemv4t: the 4-bit decode GEMV at m = 1 on the tensor cores, out[n] = alpha·Σ_k x[k]·W[n, k] +
+// beta·out[n] (and, as gemv4t_swiglu, silu of one such product times another). Why: the SIMT
+// kernels (gemv4h/gemv4s) spend ~7 instructions a weight on lookups, FMAs and index arithmetic
+// and reach ~1 TB/s (ncu, H200: ALU pipe 60% busy); here a weight costs under 2.
+//   - Lookup: one shared-memory load per code byte gives the two fp16 codebook values of its
+//     nibbles, packed as an mma A register. The 256-entry pair table has one copy per lane, laid
+//     out so that lane l's copy sits in bank l (word e·32 + l): no bank conflicts, 32 KB.
+//   - Products: mma.sync m16n8k16 (fp16 in, float32 accumulation). The codebook is exact to 2^-12
+//     in fp16; x is scaled by a power of two (max|x|·s < 2^14, undone at the end) and rounded to
+//     fp16 (2^-12 relative): both well inside the bf16 bound, with no FMA per weight.
+//   - Layout: a block of GT_WARPS warps owns 16-row tiles (grid-stride over tiles: the table and
+//     x are built once per block); the 64-code segments of a row (one absmax block: block sizes
+//     ≥ 64) are split into GT_WARPS contiguous ranges, one per warp. Lane (g, t) (g = lane/4,
+//     t = lane%4) reads 8 bytes (16 codes) of rows g and g+8 of a segment; the mma's k slots map to
+//     the segment's codes so that lane t supplies codes t·16 .. t·16+15, and the four mmas of a
+//     segment sum all 64 codes of the two rows, scaled then by each row's absmax (the accumulator
+//     restarts each segment). Every column of the mma's B is x, so each lane holds its rows' sums.
+//   - Pipeline: the loads of the next G segments (codes, double-quant code bytes, nested absmax;
+//     possibly of the next tile) are issued before the current ones are used.
+// Grid: ≤ ceil(N/16) blocks (3 an SM); block 32·GT_WARPS; dynamic shared memory 2·K bytes (x).
+// K % 64 == 0, K/64 ≥ GT_WARPS, N·K < 2^31, block size 1 << bsh ≥ 64, nested block size 1 << nsh,
+// packed 8-byte and x 8-byte aligned.
+#define GT_WARPS 8
+
+// mma_f16_16816: c += a·b for one m16n8k16 tile (fp16 a, b; float32 c).
+__device__ __forceinline__ void mma_f16_16816(float c[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// pack_f16x2 rounds lo and hi to fp16 (nearest even) and packs them, lo in the low 16 bits.
+__device__ __forceinline__ u32 pack_f16x2(float lo, float hi) {
+    u32 d;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+// One weight's state for G segments of a lane's two rows: codes, double-quant code bytes (DQ) or
+// absmax values.
+template <int G>
+struct GtBuf {
+    uint2 c[G][2];
+    u32 q[G][2];
+    float a[G][2];
+};
+
+// GtW: one 4-bit weight's device arrays, and the per-tile state of the lane's two rows (A = g,
+// B = g+8): their codes, their first absmax block, and (DQ) the nested absmax of the warp's
+// segment range — at most two values, as a range of ≤ 255 blocks crosses at most one nested block:
+// nLo before segment nSplit, nHi from it.
+struct GtW {
+    const unsigned char* packed;
+    const float* absmax;
+    const unsigned char* codes;
+    const float* nabs;
+    float noff;
+    int nsh;
+    const unsigned char *pA, *pB; // row codes + t·8
+    int bA, bB;                   // absmax block of the row's first code
+    float nLoA, nHiA, nLoB, nHiB;
+    int nSplitA, nSplitB;
+};
+
+// gt_tile sets w's row state for rows rA, rB (K % block size == 0: rows start on a block) and the
+// warp's segments [sBeg, sEnd).
+template <bool DQ>
+__device__ __forceinline__ void gt_tile(GtW& w, int rA, int rB, int K, int t, int bsh, int sBeg, int sEnd) {
+    w.pA = w.packed + (i64)rA * (K >> 1) + t * 8;
+    w.pB = w.packed + (i64)rB * (K >> 1) + t * 8;
+    w.bA = (rA * K) >> bsh;
+    w.bB = (rB * K) >> bsh;
+    if (DQ) {
+        int sh = bsh - 6; // segments a block: 1 << sh
+        int lo = (w.bA + (sBeg >> sh)) >> w.nsh, hi = (w.bA + ((sEnd - 1) >> sh)) >> w.nsh;
+        w.nLoA = __ldg(w.nabs + lo);
+        w.nHiA = __ldg(w.nabs + hi);
+        w.nSplitA = lo == hi ? sEnd : (((hi << w.nsh) - w.bA) << sh); // first segment of nested block hi
+        lo = (w.bB + (sBeg >> sh)) >> w.nsh, hi = (w.bB + ((sEnd - 1) >> sh)) >> w.nsh;
+        w.nLoB = __ldg(w.nabs + lo);
+        w.nHiB = __ldg(w.nabs + hi);
+        w.nSplitB = lo == hi ? sEnd : (((hi << w.nsh) - w.bB) << sh);
+    }
+}
+
+// gt_load loads segments s0 .. s0+G-1 (clamped to sEnd-1: past the range, a valid segment not
+// used) of w's rows. B64: block size 64 (one block a segment).
+template <int G, bool DQ, bool B64>
+__device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int sEnd, int bsh) {
+    if (s0 + G <= sEnd) { // the whole group: offsets from one base
+        const unsigned char* ga = w.pA + ((i64)s0 << 5);
+        const unsigned char* gb = w.pB + ((i64)s0 << 5);
+#pragma unroll
+        for (int u = 0; u < G; u++) {
+            b.c[u][0] = __ldg((const uint2*)(ga + 32 * u));
+            b.c[u][1] = __ldg((const uint2*)(gb + 32 * u));
+        }
+    } else {
+#pragma unroll
+        for (int u = 0; u < G; u++) {
+            int s = min(s0 + u, sEnd - 1);
+            b.c[u][0] = __ldg((const uint2*)(w.pA + ((i64)s << 5)));
+            b.c[u][1] = __ldg((const uint2*)(w.pB + ((i64)s << 5)));
+        }
+    }
+    const int sh = B64 ? 0 : bsh - 6;
+    const unsigned char* qa = DQ ? w.codes + w.bA : nullptr;
+    const unsigned char* qb = DQ ? w.codes + w.bB : nullptr;
+#pragma unroll
+    for (int u = 0; u < G; u++) {
+        int s = min(s0 + u, sEnd - 1);
+        if (DQ) {
+            b.q[u][0] = __ldg(qa + (s >> sh));
+            b.q[u][1] = __ldg(qb + (s >> sh));
+        } else {
+            b.a[u][0] = __ldg(w.absmax + w.bA + (s >> sh));
+            b.a[u][1] = __ldg(w.absmax + w.bB + (s >> sh));
+        }
+    }
+}
+
+// GT_PAIR: the A register of the code byte at bit SH of w: lane `off4/4`'s copy of the pair-table
+// entry (byte·128 | lane·4 is its byte offset in gtab).
+#define GT_PAIR(w, SH) \
+    (*(const u32*)((const char*)gtab + ((((SH) >= 7 ? ((w) >> ((SH) - 7)) : ((w) << (7 - (SH)))) & 0x7f80u) | off4)))
+
+// gemv4t_run: the kernel body for NW = 1 (out = alpha·x·W0ᵀ + beta·out) or 2 (out = silu(x·W0ᵀ)·x·W1ᵀ),
+// G segments a load group; DQ: double-quantized absmax (both weights); B64: block size 64.
+template <int NW, int G, bool DQ, bool B64>
+__device__ __forceinline__ void gemv4t_run(float* out, const float* x, int N, int K, float alpha, float beta, GtW w0, GtW w1,
+                                           const float* nmap0, const float* nmap1, const float* codebook, int bsh) {
+    extern __shared__ __align__(16) u32 xh[]; // K/2 fp16 pairs of s·x
+    __shared__ __align__(16) u32 gtab[256 * 32]; // entry e = {fp16(codebook[e >> 4]), fp16(codebook[e & 15])}, lane l's copy at word e·32 + l
+    __shared__ float nm[NW][256];
+    __shared__ float red[2][NW][GT_WARPS][16];
+    __shared__ float smax[32];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int nseg = K >> 6, ntiles = (N + 15) >> 4;
+    const int sBeg = warp * nseg / GT_WARPS, sEnd = (warp + 1) * nseg / GT_WARPS; // ≥ 1 segment: nseg ≥ GT_WARPS
+    const u32 off4 = (u32)lane * 4u;
+    GtW wl[NW], wc[NW]; // the load cursor's and the compute cursor's tile state
+    wl[0] = w0;
+    if (NW == 2) wl[NW - 1] = w1;
+    GtBuf<G> A[NW], B[NW];
+    int lt = blockIdx.x, ls = sBeg; // load cursor: tile, segment
+    auto tileRows = [&](int tile) {
+#pragma unroll
+        for (int k = 0; k < NW; k++)
+            gt_tile<DQ>(wl[k], min(tile * 16 + g, N - 1), min(tile * 16 + g + 8, N - 1), K, t, bsh, sBeg, sEnd); // rows past N: row N-1, not written
+    };
+    auto loadNext = [&](GtBuf<G>(&buf)[NW]) {
+        if (lt < ntiles) {
+#pragma unroll
+            for (int k = 0; k < NW; k++) gt_load<G, DQ, B64>(buf[k], wl[k], ls, sEnd, bsh);
+        }
+        ls += G;
+        if (ls >= sEnd) {
+            ls = sBeg;
+            lt += gridDim.x;
+            if (lt < ntiles) tileRows(lt);
+        }
+    };
+    if (lt < ntiles) tileRows(lt);
+#pragma unroll
+    for (int k = 0; k < NW; k++) wc[k] = wl[k];
+    loadNext(A); // the first loads fly while the tables are built
+    for (int i = tid; i < 256 * 32; i += 32 * GT_WARPS) {
+        int e = i >> 5;
+        gtab[i] = pack_f16x2(__ldg(codebook + (e >> 4)), __ldg(codebook + (e & 15)));
+    }
+    if (DQ) {
+        for (int i = tid; i < 256; i += 32 * GT_WARPS) {
+            nm[0][i] = nmap0[i];
+            if (NW == 2) nm[NW - 1][i] = nmap1[i];
+        }
+    }
+    // x: s = 2^(14 − e) with max|x| = m·2^e (m in [0.5, 1)); xh = fp16(s·x) (s·x exact: a power of two)
+    float amax = 0.f;
+    for (int i = tid; i < (K >> 2); i += 32 * GT_WARPS) {
+        float4 v = __ldg((const float4*)x + i);
+        amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+    }
+    amax = block_max(amax, smax);
+    int ex = 14;
+    if (amax > 0.f && amax <= 3.0e38f) frexpf(amax, &ex);
+    const float sc = ldexpf(1.f, 14 - ex), inv = ldexpf(1.f, ex - 14);
+    for (int i = tid; i < (K >> 2); i += 32 * GT_WARPS) {
+        float4 v = __ldg((const float4*)x + i);
+        *(uint2*)(xh + 2 * i) = make_uint2(pack_f16x2(v.x * sc, v.y * sc), pack_f16x2(v.z * sc, v.w * sc));
+    }
+    __syncthreads();
+    float acc[NW][2];
+#pragma unroll
+    for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
+    int ct = blockIdx.x, cs = sBeg, par = 0; // compute cursor
+    auto step = [&](GtBuf<G>(&buf)[NW]) {
+#pragma unroll
+        for (int u = 0; u < G; u++) {
+            int s = cs + u;
+            if (s >= sEnd) break; // warp-uniform
+            uint4 x0 = *(const uint4*)(xh + (s << 5) + t * 8), x1 = *(const uint4*)(xh + (s << 5) + t * 8 + 4);
+#pragma unroll
+            for (int k = 0; k < NW; k++) {
+                const GtBuf<G>& b = buf[k];
+                u32 wa0 = b.c[u][0].x, wa1 = b.c[u][0].y, wb0 = b.c[u][1].x, wb1 = b.c[u][1].y;
+                float c[4] = {0.f, 0.f, 0.f, 0.f};
+                // tile j: codes 4j..4j+3 of the lane's 16 = bytes 2j, 2j+1; x pairs 2j, 2j+1
+                mma_f16_16816(c, GT_PAIR(wa0, 0), GT_PAIR(wb0, 0), GT_PAIR(wa0, 8), GT_PAIR(wb0, 8), x0.x, x0.y);
+                mma_f16_16816(c, GT_PAIR(wa0, 16), GT_PAIR(wb0, 16), GT_PAIR(wa0, 24), GT_PAIR(wb0, 24), x0.z, x0.w);
+                mma_f16_16816(c, GT_PAIR(wa1, 0), GT_PAIR(wb1, 0), GT_PAIR(wa1, 8), GT_PAIR(wb1, 8), x1.x, x1.y);
+                mma_f16_16816(c, GT_PAIR(wa1, 16), GT_PAIR(wb1, 16), GT_PAIR(wa1, 24), GT_PAIR(wb1, 24), x1.z, x1.w);
+                float mA, mB;
+                if (DQ) {
+                    const GtW& w = wc[k];
+                    mA = __fadd_rn(__fmul_rn(nm[k][b.q[u][0]], s < w.nSplitA ? w.nLoA : w.nHiA), w.noff);
+                    mB = __fadd_rn(__fmul_rn(nm[k][b.q[u][1]], s < w.nSplitB ? w.nLoB : w.nHiB), w.noff);
+                } else {
+                    mA = b.a[u][0];
+                    mB = b.a[u][1];
+                }
+                acc[k][0] = fmaf(mA, c[0], acc[k][0]);
+                acc[k][1] = fmaf(mB, c[2], acc[k][1]);
+            }
+        }
+        cs += G;
+        if (cs >= sEnd) { // this warp's last group of tile ct: the block's reduction and store
+            if (t == 0) {
+#pragma unroll
+                for (int k = 0; k < NW; k++) {
+                    red[par][k][warp][g] = acc[k][0];
+                    red[par][k][warp][g + 8] = acc[k][1];
+                }
+            }
+            __syncthreads();
+            int n = ct * 16 + tid;
+            if (tid < 16 && n < N) {
+                float v[NW];
+#pragma unroll
+                for (int k = 0; k < NW; k++) {
+                    v[k] = 0.f;
+#pragma unroll
+                    for (int q = 0; q < GT_WARPS; q++) v[k] += red[par][k][q][tid];
+                    v[k] *= inv;
+                }
+                if (NW == 2)
+                    out[n] = v[0] / (1.f + expf(-v[0])) * v[NW - 1]; // silu(gate)·up, as kernels/elementwise.cu swiglu
+                else
+                    out[n] = beta == 0.f ? alpha * v[0] : alpha * v[0] + beta * out[n];
+            }
+#pragma unroll
+            for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
+            par ^= 1;
+            cs = sBeg;
+            ct += gridDim.x;
+            if (DQ) {
+#pragma unroll
+                for (int k = 0; k < NW; k++) wc[k] = wl[k]; // the load cursor is at most one group ahead: on tile ct now
+            }
+        }
+    };
+    while (ct < ntiles) {
+        loadNext(B);
+        step(A);
+        if (ct >= ntiles) break;
+        loadNext(A);
+        step(B);
+    }
+}
+#undef GT_PAIR
+
+// gemv4t_{dq,ab}_{64,g}: gemv4t for double-quantized (dq) or plain (ab) absmax, block size 64 or
+// a larger power of two (g).
+#define GT_ARGS float *out, const float *x, int N, int K, float alpha, float beta, const unsigned char *packed, const float *absmax, \
+                const unsigned char *codes, const float *nabs, const float *nmap, float noff, int nsh, const float *codebook, int bsh
+#define GT_BODY(DQ, B64)                                                   \
+    GtW w = {packed, absmax, codes, nabs, noff, nsh};                      \
+    gemv4t_run<1, 2, DQ, B64>(out, x, N, K, alpha, beta, w, w, nmap, nmap, codebook, bsh);
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_64(GT_ARGS) { GT_BODY(true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_g(GT_ARGS) { GT_BODY(true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_64(GT_ARGS) { GT_BODY(false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_g(GT_ARGS) { GT_BODY(false, false) }
+#undef GT_BODY
+#undef GT_ARGS
+
+// gemv4t_swiglu_{dq,ab}_{64,g}: out[n] = silu(Σ_k x[k]·G[n, k]) · Σ_k x[k]·U[n, k] for two 4-bit
+// weights G (gate) and U (up) of the same shape, codebook, block size and absmax kind: the gate
+// and up products and the SwiGLU of a decode layer in one launch. Same layout rules as gemv4t.
+#define GS_ARGS float *out, const float *x, int N, int K, const unsigned char *packed, const float *absmax, const unsigned char *codes, \
+                const float *nabs, const float *nmap, float noff, int nsh, const float *codebook, int bsh, const unsigned char *packed2, \
+                const float *absmax2, const unsigned char *codes2, const float *nabs2, const float *nmap2, float noff2, int nsh2
+#define GS_BODY(DQ, B64)                                                                                        \
+    GtW w0 = {packed, absmax, codes, nabs, noff, nsh}, w1 = {packed2, absmax2, codes2, nabs2, noff2, nsh2};     \
+    gemv4t_run<2, 1, DQ, B64>(out, x, N, K, 1.f, 0.f, w0, w1, nmap, nmap2, codebook, bsh);
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GS_ARGS) { GS_BODY(true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GS_ARGS) { GS_BODY(true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GS_ARGS) { GS_BODY(false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_g(GS_ARGS) { GS_BODY(false, false) }
+#undef GS_BODY
+#undef GS_ARGS
+
 // dequant4_bf16v: dequant4 into BF16 with coalesced accesses and one rounding. A thread converts
 // 8 elements at a time (4 bytes of codes in, 16 bytes out: consecutive threads, consecutive
 // groups), four groups a grid stride apart with their loads issued first. nmap and the codebook are
@@ -646,11 +953,6 @@ extern "C" __global__ __launch_bounds__(GS_THREADS) void gemv4s_r4_u4(float* out
 // cvt.rn.bf16x2.f32 (round to nearest even: the bits of f32_to_bf16 for the finite values
 // dequantization makes). n % 8 == 0, block size 1 << bsh ≥ 8, nested block size 1 << nsh, packed
 // 4-byte and out 16-byte aligned. Same values as dequant4 with out_dt BF16.
-__device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
-    u32 d;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
-    return d;
-}
 
 extern "C" __global__ void dequant4_bf16v(u16* out, const unsigned char* packed, const float* absmax, const unsigned char* codes,
                                           const float* nabs, const float* nmap, float noff, int nsh, const float* codebook, int bsh,
