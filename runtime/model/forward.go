@@ -303,17 +303,41 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	if err := be.RMSNorm(st.h, x, l.PostAttnNorm, eps, false); err != nil {
 		return fmt.Errorf("post_attention_layernorm: %w", err)
 	}
-	if err := l.Gate.Forward(be, st.h, st.gate); err != nil {
+	if err := gateUp(be, l, st.h, st.gate, st.up); err != nil {
 		return err
-	}
-	if err := l.Up.Forward(be, st.h, st.up); err != nil {
-		return err
-	}
-	if err := be.SwiGLU(st.gate, st.gate, st.up); err != nil {
-		return fmt.Errorf("swiglu: %w", err)
 	}
 	if err := l.Down.forwardAdd(be, st.gate, x, st.o); err != nil { // x += down_proj(...)
 		return fmt.Errorf("residual: %w", err)
+	}
+	return nil
+}
+
+// gateUp sets gate = silu(h·Gateᵀ) ⊙ (h·Upᵀ), the first half of the SwiGLU MLP (up is scratch).
+// When both weights are quantized (QuantizedWeight) without bias or adapter and the backend has
+// tensor.QuantSwiGLUer, that is one op (on the GPU one launch for a decode row); otherwise, or when
+// the backend declines, the two products and SwiGLU.
+func gateUp(be tensor.Backend, l *Layer, h, gate, up *tensor.Tensor) error {
+	if fs, ok := be.(tensor.QuantSwiGLUer); ok && l.Gate.Bias == nil && l.Up.Bias == nil && l.Gate.Adapter == nil && l.Up.Adapter == nil {
+		gq, gok := l.Gate.Packed.(QuantizedWeight)
+		uq, uok := l.Up.Packed.(QuantizedWeight)
+		if gok && uok {
+			done, err := fs.QuantSwiGLU(gate, h, gq.QWeight(), uq.QWeight())
+			if err != nil {
+				return fmt.Errorf("%s, %s: fused swiglu: %w", l.Gate.Name, l.Up.Name, err)
+			}
+			if done {
+				return nil
+			}
+		}
+	}
+	if err := l.Gate.Forward(be, h, gate); err != nil {
+		return err
+	}
+	if err := l.Up.Forward(be, h, up); err != nil {
+		return err
+	}
+	if err := be.SwiGLU(gate, gate, up); err != nil {
+		return fmt.Errorf("swiglu: %w", err)
 	}
 	return nil
 }

@@ -53,6 +53,14 @@ type PackedWeightAdder interface {
 	MatMulTAdd(b tensor.Backend, x, out *tensor.Tensor) error
 }
 
+// QuantizedWeight is the optional interface of a PackedWeight held as a backend QTensor (for
+// fused ops on quantized weights such as tensor.QuantSwiGLUer). runtime/qmodel.Linear implements
+// it; the weight stays owned by the PackedWeight.
+type QuantizedWeight interface {
+	PackedWeight
+	QWeight() *tensor.QTensor
+}
+
 // AdditiveAdapter is the optional marker of a LinearAdapter whose Forward only adds a delta
 // computed from x: out += delta(x), the same whatever out holds (plain LoRA: scale·B(A x)). When
 // AddsOnly reports true, Linear.ForwardAdd lets the adapter add into an out that also holds the

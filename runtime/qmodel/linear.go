@@ -25,7 +25,13 @@ type Linear struct {
 	Q *tensor.QTensor
 }
 
-var _ model.PackedWeightAdder = (*Linear)(nil)
+var (
+	_ model.PackedWeightAdder = (*Linear)(nil)
+	_ model.QuantizedWeight   = (*Linear)(nil)
+)
+
+// QWeight returns the quantized weight (owned by l) for fused backend ops (model.QuantizedWeight).
+func (l *Linear) QWeight() *tensor.QTensor { return l.Q }
 
 // Upload stores h on backend b, which must implement tensor.Quantized. The caller owns the result.
 func Upload(b tensor.Backend, h *tensor.QuantHost) (*Linear, error) {
