@@ -17,7 +17,14 @@ type hook struct {
 	bias   *tensor.Tensor // the Linear's bias (DoRA only: the factor must not scale it)
 }
 
-var _ model.LinearAdapter = (*hook)(nil)
+var (
+	_ model.LinearAdapter   = (*hook)(nil)
+	_ model.AdditiveAdapter = (*hook)(nil)
+)
+
+// AddsOnly reports whether Forward only adds a delta computed from x (plain LoRA), so that the
+// model may fold a residual into out first (model.AdditiveAdapter); DoRA rescales out: false.
+func (h *hook) AddsOnly() bool { return h.mscale == nil }
 
 // Forward adds the adapter's delta to out (which holds x·Wᵀ + bias): out += scale·(x·Aᵀ)·Bᵀ, or for
 // DoRA out = mscale⊙(x·Wᵀ + scale·(x·Aᵀ)·Bᵀ) + bias. No dropout (inference). x is [.., In] F32,

@@ -258,10 +258,10 @@ const gt4Threads = 256
 // pair table and the rest are static).
 func gemv4tShared(k int) int { return 2 * k }
 
-// gemv4tGrid is gemv4t's grid for n rows: one block per 16-row tile, at most perSM blocks an SM
-// (the kernel's launch bounds); the blocks walk the tiles grid-stride, building their tables once.
-func (b *Backend) gemv4tGrid(n, perSM int) dim3 {
-	return dim3{x: min((n+15)/16, perSM*max(b.dev.Info.SMs, 1))}
+// gemv4tGrid is gemv4t's grid for `tiles` 16-row tiles: one block per tile, at most perSM blocks an
+// SM (the kernel's launch bounds); the blocks walk the tiles grid-stride, building their tables once.
+func (b *Backend) gemv4tGrid(tiles, perSM int) dim3 {
+	return dim3{x: min(tiles, perSM*max(b.dev.Info.SMs, 1))}
 }
 
 // gemv4tName is the gemv4t kernel (base "gemv4t" or "gemv4t_swiglu") for h's absmax kind and
@@ -330,9 +330,65 @@ func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor) (
 	}
 	bsh, nsh, _ := blockShifts(hg)
 	_, nsh2, _ := blockShifts(hu)
-	return true, b.k.launch(gemv4tName("gemv4t_swiglu", g), b.gemv4tGrid(hg.Rows, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), op, xp, hg.Rows, hg.Cols,
-		g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh, g.codebook, bsh,
-		u.packed, u.absmax, u.codes, u.nabs, u.nmap, hu.NestedOffset, nsh2)
+	return true, b.k.launch(gemv4tName("gemv4t_swiglu", g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols),
+		xp, hg.Cols, float32(1), float32(0), g.codebook, bsh,
+		op, hg.Rows, g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh,
+		uintptr(0), hu.Rows, u.packed, u.absmax, u.codes, u.nabs, u.nmap, hu.NestedOffset, nsh2)
+}
+
+// QuantMatMulSharedX sets outs[i] = x·ws[i]ᵀ for two or three 4-bit weights sharing one row of F32 x
+// (tensor.QuantSharedXer: a decode layer's q, k and v) with one gemv4t3 launch, the weights one
+// after another along its tiles, when it applies: the same Cols, block size, codebook and absmax
+// kind, each weight as gemv4t takes it, and the default 4-bit GEMV. Otherwise it reports false and
+// does nothing.
+func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws []*tensor.QTensor) (bool, error) {
+	if len(ws) < 2 || len(ws) > 3 || len(outs) != len(ws) || b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 {
+		return false, nil
+	}
+	qs := make([]*qdev, len(ws))
+	for i, w := range ws {
+		q, err := b.qcheck("quant matmul shared x", w)
+		if err != nil {
+			return false, err
+		}
+		h := &q.h
+		if !h.Format.Is4Bit() || outs[i].DType() != tensor.F32 || x.Numel() != h.Cols || outs[i].Numel() != h.Rows {
+			return false, nil
+		}
+		if i > 0 && (h.Cols != qs[0].h.Cols || h.BlockSize != qs[0].h.BlockSize || h.Codebook != qs[0].h.Codebook || (q.absmax == 0) != (qs[0].absmax == 0)) {
+			return false, nil
+		}
+		qs[i] = q
+	}
+	defer b.lock()()
+	xp, err := b.f32("quant matmul shared x", "x", x)
+	if err != nil {
+		return false, err
+	}
+	args := []any{}
+	tiles := 0
+	var bsh int
+	for i := 0; i < 3; i++ {
+		if i >= len(qs) { // no third weight: N = 0, no tiles
+			args = append(args, uintptr(0), 0, uintptr(0), uintptr(0), uintptr(0), uintptr(0), uintptr(0), float32(0), 0)
+			continue
+		}
+		q := qs[i]
+		if !gemv4tApplies(q, xp) {
+			return false, nil
+		}
+		op, err := b.f32("quant matmul shared x", "out", outs[i])
+		if err != nil {
+			return false, err
+		}
+		var nsh int
+		bsh, nsh, _ = blockShifts(&q.h)
+		args = append(args, op, q.h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, q.h.NestedOffset, nsh)
+		tiles += (q.h.Rows + 15) / 16
+	}
+	head := []any{xp, qs[0].h.Cols, float32(1), float32(0), qs[0].codebook, bsh}
+	return true, b.k.launch(gemv4tName("gemv4t3", qs[0]), b.gemv4tGrid(tiles, 3), dim3{x: gt4Threads}, gemv4tShared(qs[0].h.Cols),
+		append(head, args...)...)
 }
 
 // gs4Threads is GS_THREADS of kernels/quant.cu: the threads of one gemv4s block.
@@ -421,8 +477,8 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		case "", "gemv4t", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
 			bsh, nsh, pow2 := blockShifts(h)
 			if m == 1 && pow2 && (name == "" || name == "gemv4t") && gemv4tApplies(q, xp) {
-				return true, b.k.launch(gemv4tName("gemv4t", q), b.gemv4tGrid(h.Rows, 3), dim3{x: gt4Threads}, gemv4tShared(h.Cols), op, xp, h.Rows, h.Cols,
-					alpha, beta, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh, q.codebook, bsh)
+				return true, b.k.launch(gemv4tName("gemv4t", q), b.gemv4tGrid((h.Rows+15)/16, 3), dim3{x: gt4Threads}, gemv4tShared(h.Cols),
+					xp, h.Cols, alpha, beta, q.codebook, bsh, op, h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh)
 			}
 			if m == 1 && pow2 {
 				kern, rows := gemv4sKernel(name, h.Rows, h.Cols)

@@ -334,6 +334,91 @@ func TestQuantSwiGLU(t *testing.T) {
 	}
 }
 
+// TestQuantSharedX: q, k and v of a decode row in one launch (gemv4t3: QuantMatMulSharedX) against
+// the CPU's three products on the same exact weights, for every 4-bit layout, K = 512 and 4160,
+// with 300, 100 and 36 rows (no multiple of the 16-row tiles) and with two weights; bound: 1e-3
+// for float32 weights (gemv4t's fp16 codebook), else bf16's 3e-3. It declines (false, nothing
+// run) where gemv4t does not apply (rows not on an absmax block) and for mixed layouts.
+func TestQuantSharedX(t *testing.T) {
+	p := newPair(t)
+	defer p.free()
+	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
+	be := p.g.(*Backend)
+	rows := []int{300, 100, 36}
+	for _, k := range []int{512, 4160} {
+		sets := []map[string]*tensor.QuantHost{quantHosts(t, rows[0], k, 21), quantHosts(t, rows[1], k, 22), quantHosts(t, rows[2], k, 23)}
+		for name, h0 := range sets[0] {
+			if !h0.Format.Is4Bit() {
+				continue
+			}
+			for _, nw := range []int{3, 2} {
+				t.Run(fmt.Sprintf("K%d/%s/%dw", k, name, nw), func(t *testing.T) {
+					pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
+					defer pp.free()
+					var wg, wc []*tensor.QTensor
+					var og, oc []*tensor.Tensor
+					for i := 0; i < nw; i++ {
+						a, err := gq.QuantFromHost(sets[i][name])
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer a.Free()
+						c, _ := cq.QuantFromHost(sets[i][name])
+						defer c.Free()
+						wg, wc = append(wg, a), append(wc, c)
+						g, cc := pp.zeros(1, rows[i])
+						og, oc = append(og, g), append(oc, cc)
+					}
+					xg, xc := pp.rand(tensor.F32, 1, 1, k)
+					be.StartProfile()
+					ok, err := be.QuantMatMulSharedX(og, xg, wg)
+					prof, perr := be.StopProfile()
+					if err != nil || perr != nil {
+						t.Fatal(err, perr)
+					}
+					if k%h0.BlockSize != 0 {
+						if ok || len(prof) != 0 {
+							t.Errorf("rows off absmax blocks: ok %v, kernels %v; want false, none", ok, prof)
+						}
+						return
+					}
+					if !ok || len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t3_") {
+						t.Fatalf("ok %v, kernels %v; want one gemv4t3", ok, prof)
+					}
+					tol := 3e-3
+					if h0.Round == tensor.F32 || h0.Round == tensor.Invalid {
+						tol = 1e-3
+					}
+					for i := 0; i < nw; i++ {
+						if err := cq.QuantMatMul(oc[i], xc, wc[i], true, 1, 0); err != nil {
+							t.Fatal(err)
+						}
+						pp.same(fmt.Sprintf("weight %d", i), og[i], oc[i], tol)
+					}
+				})
+			}
+		}
+	}
+	// mixed layouts (double-quantized and plain absmax) and two rows of x: declined
+	hs := quantHosts(t, 64, 512, 24)
+	a, _ := gq.QuantFromHost(hs["nf4/bs64/dq=true/float32"])
+	defer a.Free()
+	c, _ := gq.QuantFromHost(hs["nf4/bs64/dq=false/float32"])
+	defer c.Free()
+	x1, _ := p.rand(tensor.F32, 1, 1, 512)
+	x2, _ := p.rand(tensor.F32, 1, 2, 512)
+	o1, _ := p.zeros(1, 64)
+	o2, _ := p.zeros(1, 64)
+	o3, _ := p.zeros(2, 64)
+	o4, _ := p.zeros(2, 64)
+	if ok, err := be.QuantMatMulSharedX([]*tensor.Tensor{o1, o2}, x1, []*tensor.QTensor{a, c}); ok || err != nil {
+		t.Errorf("mixed absmax kinds: %v, %v; want false, nil", ok, err)
+	}
+	if ok, err := be.QuantMatMulSharedX([]*tensor.Tensor{o3, o4}, x2, []*tensor.QTensor{a, a}); ok || err != nil {
+		t.Errorf("two rows: %v, %v; want false, nil", ok, err)
+	}
+}
+
 // TestHoldDequantized: while held (FINLORA_HOLD_DEQUANT's HoldDequant set), a second product with
 // the same quantized weight dequantizes nothing and gives the same result; releasing and freeing
 // return the copies. Written after the session's last GPU call: not yet run on a GPU.

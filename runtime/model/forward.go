@@ -254,13 +254,8 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	qf := st.q.MustView(B, T, c.NumHeads*c.HeadDim)
 	kf := st.k.MustView(B, T, c.NumKVHeads*c.HeadDim)
 	vf := st.v.MustView(B, T, c.NumKVHeads*c.HeadDim)
-	for _, p := range []struct {
-		lin *Linear
-		out *tensor.Tensor
-	}{{l.Q, qf}, {l.K, kf}, {l.V, vf}} {
-		if err := p.lin.Forward(be, st.h, p.out); err != nil {
-			return err
-		}
+	if err := projectQKV(be, l, st.h, qf, kf, vf); err != nil {
+		return err
 	}
 	if l.QNorm != nil {
 		if err := be.RMSNorm(st.q, st.q, l.QNorm, eps, false); err != nil {
@@ -308,6 +303,42 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	}
 	if err := l.Down.forwardAdd(be, st.gate, x, st.o); err != nil { // x += down_proj(...)
 		return fmt.Errorf("residual: %w", err)
+	}
+	return nil
+}
+
+// projectQKV sets q, k, v = h·Wᵀ (+ bias, + adapter delta) for the layer's three projections. When
+// all three are quantized (QuantizedWeight) and the backend has tensor.QuantSharedXer, the three
+// base products are one op (on the GPU one launch for a decode row), then each Linear's bias and
+// adapter follow as in Linear.Forward; otherwise, or when the backend declines, three Forwards.
+func projectQKV(be tensor.Backend, l *Layer, h, q, k, v *tensor.Tensor) error {
+	lins, outs := []*Linear{l.Q, l.K, l.V}, []*tensor.Tensor{q, k, v}
+	if sx, ok := be.(tensor.QuantSharedXer); ok {
+		var ws []*tensor.QTensor
+		for _, lin := range lins {
+			if qw, ok := lin.Packed.(QuantizedWeight); ok {
+				ws = append(ws, qw.QWeight())
+			}
+		}
+		if len(ws) == len(lins) {
+			done, err := sx.QuantMatMulSharedX(outs, h, ws)
+			if err != nil {
+				return fmt.Errorf("%s, %s, %s: shared-input products: %w", l.Q.Name, l.K.Name, l.V.Name, err)
+			}
+			if done {
+				for i, lin := range lins {
+					if err := lin.afterProduct(be, h, outs[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+		}
+	}
+	for i, lin := range lins {
+		if err := lin.Forward(be, h, outs[i]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

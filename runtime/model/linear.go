@@ -83,6 +83,12 @@ func (l *Linear) Forward(b tensor.Backend, x, out *tensor.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", l.Name, err)
 	}
+	return l.afterProduct(b, x, out)
+}
+
+// afterProduct adds the bias, then lets the adapter add its delta of x, into out, which holds
+// x·Wᵀ: the rest of Forward once the product is done (also by a fused op over several Linears).
+func (l *Linear) afterProduct(b tensor.Backend, x, out *tensor.Tensor) error {
 	if l.Bias != nil {
 		if err := b.AddBias(out, l.Bias); err != nil {
 			return fmt.Errorf("%s bias: %w", l.Name, err)

@@ -243,3 +243,13 @@ type Quantized interface {
 type QuantSwiGLUer interface {
 	QuantSwiGLU(out, x *Tensor, gate, up *QTensor) (bool, error)
 }
+
+// QuantSharedXer is implemented by backends with a fused kernel for several products of one input
+// with quantized weights: outs[i] = x·ws[i]ᵀ for 2 or 3 weights (a decode layer's q, k and v
+// projections) in one step. x is F32 [.., Cols] (the weights' common Cols), outs[i] F32 [.., ws[i]
+// Rows] (overwritten; not aliasing x). It reports false, doing nothing, when the fused kernel does
+// not apply (the number of rows of x, the weights' layouts); the caller then runs the products
+// itself. The results equal QuantMatMul's within the backend's quantized-product bound.
+type QuantSharedXer interface {
+	QuantMatMulSharedX(outs []*Tensor, x *Tensor, ws []*QTensor) (bool, error)
+}

@@ -693,8 +693,9 @@ struct GtBuf {
 
 // GtW: one 4-bit weight's device arrays, and the per-tile state of the lane's two rows (A = g,
 // B = g+8): their codes, their first absmax block, and (DQ) the nested absmax of the warp's
-// segment range — at most two values, as a range of ≤ 255 blocks crosses at most one nested block:
-// nLo before segment nSplit, nHi from it.
+// segment range — at most two values, as a range no longer than a nested block crosses at most
+// one nested boundary: nLo before segment nSplit, nHi from it. id: the weight's slot (its nested
+// map in shared memory, its output).
 struct GtW {
     const unsigned char* packed;
     const float* absmax;
@@ -702,10 +703,21 @@ struct GtW {
     const float* nabs;
     float noff;
     int nsh;
+    int id;
     const unsigned char *pA, *pB; // row codes + t·8
     int bA, bB;                   // absmax block of the row's first code
     float nLoA, nHiA, nLoB, nHiB;
     int nSplitA, nSplitB;
+};
+
+// GtSet: the weights of one launch. NW = 2 (SwiGLU): w[0] and w[1] over the same rows. NW = 1:
+// up to three weights one after another along the tiles (q, k, v sharing x): weight i owns tiles
+// [tileEnd[i-1], tileEnd[i]) and writes out[i] (N[i] rows).
+struct GtSet {
+    GtW w[3];
+    float* out[3];
+    const float* nmap[3];
+    int N[3], tileEnd[3];
 };
 
 // gt_tile sets w's row state for rows rA, rB (K % block size == 0: rows start on a block) and the
@@ -750,14 +762,12 @@ __device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int s
         }
     }
     const int sh = B64 ? 0 : bsh - 6;
-    const unsigned char* qa = DQ ? w.codes + w.bA : nullptr;
-    const unsigned char* qb = DQ ? w.codes + w.bB : nullptr;
 #pragma unroll
     for (int u = 0; u < G; u++) {
         int s = min(s0 + u, sEnd - 1);
         if (DQ) {
-            b.q[u][0] = __ldg(qa + (s >> sh));
-            b.q[u][1] = __ldg(qb + (s >> sh));
+            b.q[u][0] = __ldg(w.codes + w.bA + (s >> sh));
+            b.q[u][1] = __ldg(w.codes + w.bB + (s >> sh));
         } else {
             b.a[u][0] = __ldg(w.absmax + w.bA + (s >> sh));
             b.a[u][1] = __ldg(w.absmax + w.bB + (s >> sh));
@@ -770,29 +780,39 @@ __device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int s
 #define GT_PAIR(w, SH) \
     (*(const u32*)((const char*)gtab + ((((SH) >= 7 ? ((w) >> ((SH) - 7)) : ((w) << (7 - (SH)))) & 0x7f80u) | off4)))
 
-// gemv4t_run: the kernel body for NW = 1 (out = alpha·x·W0ᵀ + beta·out) or 2 (out = silu(x·W0ᵀ)·x·W1ᵀ),
-// G segments a load group; DQ: double-quantized absmax (both weights); B64: block size 64.
+// gemv4t_run: the kernel body. NW = 1: out_i = alpha·x·W_iᵀ + beta·out_i for the weights of S along
+// the tiles; NW = 2: out_0 = silu(x·W_0ᵀ)·(x·W_1ᵀ). G segments a load group; DQ: double-quantized
+// absmax (every weight); B64: block size 64.
+// x is scaled per warp (each warp stages, as fp16, only the segments it multiplies, with its own
+// power of two: no block-wide reduction) and each warp's partial sums are unscaled before the
+// block's reduction.
 template <int NW, int G, bool DQ, bool B64>
-__device__ __forceinline__ void gemv4t_run(float* out, const float* x, int N, int K, float alpha, float beta, GtW w0, GtW w1,
-                                           const float* nmap0, const float* nmap1, const float* codebook, int bsh) {
-    extern __shared__ __align__(16) u32 xh[]; // K/2 fp16 pairs of s·x
+__device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K, float alpha, float beta, const float* codebook,
+                                           int bsh) {
+    extern __shared__ __align__(16) u32 xh[]; // K/2 fp16 pairs of s_w·x (s_w: the scale of the warp owning the segment)
     __shared__ __align__(16) u32 gtab[256 * 32]; // entry e = {fp16(codebook[e >> 4]), fp16(codebook[e & 15])}, lane l's copy at word e·32 + l
-    __shared__ float nm[NW][256];
+    __shared__ float nm[3][256];
     __shared__ float red[2][NW][GT_WARPS][16];
-    __shared__ float smax[32];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int nseg = K >> 6, ntiles = (N + 15) >> 4;
+    const int nseg = K >> 6, ntiles = S.tileEnd[2];
     const int sBeg = warp * nseg / GT_WARPS, sEnd = (warp + 1) * nseg / GT_WARPS; // ≥ 1 segment: nseg ≥ GT_WARPS
     const u32 off4 = (u32)lane * 4u;
     GtW wl[NW], wc[NW]; // the load cursor's and the compute cursor's tile state
-    wl[0] = w0;
-    if (NW == 2) wl[NW - 1] = w1;
     GtBuf<G> A[NW], B[NW];
     int lt = blockIdx.x, ls = sBeg; // load cursor: tile, segment
     auto tileRows = [&](int tile) {
+        if (NW == 2) {
+            int rA = min(tile * 16 + g, S.N[0] - 1), rB = min(tile * 16 + g + 8, S.N[0] - 1); // rows past N: row N-1, not written
+            wl[0] = S.w[0];
+            wl[NW - 1] = S.w[1];
 #pragma unroll
-        for (int k = 0; k < NW; k++)
-            gt_tile<DQ>(wl[k], min(tile * 16 + g, N - 1), min(tile * 16 + g + 8, N - 1), K, t, bsh, sBeg, sEnd); // rows past N: row N-1, not written
+            for (int k = 0; k < NW; k++) gt_tile<DQ>(wl[k], rA, rB, K, t, bsh, sBeg, sEnd);
+        } else {
+            int i = tile < S.tileEnd[0] ? 0 : (tile < S.tileEnd[1] ? 1 : 2);
+            int t0 = i == 0 ? 0 : (i == 1 ? S.tileEnd[0] : S.tileEnd[1]), n = i == 0 ? S.N[0] : (i == 1 ? S.N[1] : S.N[2]);
+            wl[0] = i == 0 ? S.w[0] : (i == 1 ? S.w[1] : S.w[2]);
+            gt_tile<DQ>(wl[0], min((tile - t0) * 16 + g, n - 1), min((tile - t0) * 16 + g + 8, n - 1), K, t, bsh, sBeg, sEnd);
+        }
     };
     auto loadNext = [&](GtBuf<G>(&buf)[NW]) {
         if (lt < ntiles) {
@@ -816,25 +836,27 @@ __device__ __forceinline__ void gemv4t_run(float* out, const float* x, int N, in
     }
     if (DQ) {
         for (int i = tid; i < 256; i += 32 * GT_WARPS) {
-            nm[0][i] = nmap0[i];
-            if (NW == 2) nm[NW - 1][i] = nmap1[i];
+            nm[0][i] = S.nmap[0][i];
+            if (NW == 2 || S.tileEnd[1] > S.tileEnd[0]) nm[1][i] = S.nmap[1][i];
+            if (NW == 1 && S.tileEnd[2] > S.tileEnd[1]) nm[2][i] = S.nmap[2][i];
         }
     }
-    // x: s = 2^(14 − e) with max|x| = m·2^e (m in [0.5, 1)); xh = fp16(s·x) (s·x exact: a power of two)
+    // x: this warp's segments, scaled by s = 2^(14 − e) with their max|x| = m·2^e (m in [0.5, 1)):
+    // xh = fp16(s·x) (s·x exact: a power of two)
     float amax = 0.f;
-    for (int i = tid; i < (K >> 2); i += 32 * GT_WARPS) {
+    for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
         float4 v = __ldg((const float4*)x + i);
         amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
     }
-    amax = block_max(amax, smax);
+    amax = warp_max(amax);
     int ex = 14;
     if (amax > 0.f && amax <= 3.0e38f) frexpf(amax, &ex);
     const float sc = ldexpf(1.f, 14 - ex), inv = ldexpf(1.f, ex - 14);
-    for (int i = tid; i < (K >> 2); i += 32 * GT_WARPS) {
+    for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
         float4 v = __ldg((const float4*)x + i);
         *(uint2*)(xh + 2 * i) = make_uint2(pack_f16x2(v.x * sc, v.y * sc), pack_f16x2(v.z * sc, v.w * sc));
     }
-    __syncthreads();
+    __syncthreads(); // the table and the nested maps (each warp reads only its own x)
     float acc[NW][2];
 #pragma unroll
     for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
@@ -858,8 +880,9 @@ __device__ __forceinline__ void gemv4t_run(float* out, const float* x, int N, in
                 float mA, mB;
                 if (DQ) {
                     const GtW& w = wc[k];
-                    mA = __fadd_rn(__fmul_rn(nm[k][b.q[u][0]], s < w.nSplitA ? w.nLoA : w.nHiA), w.noff);
-                    mB = __fadd_rn(__fmul_rn(nm[k][b.q[u][1]], s < w.nSplitB ? w.nLoB : w.nHiB), w.noff);
+                    const float* nmk = nm[NW == 2 ? k : w.id];
+                    mA = __fadd_rn(__fmul_rn(nmk[b.q[u][0]], s < w.nSplitA ? w.nLoA : w.nHiA), w.noff);
+                    mB = __fadd_rn(__fmul_rn(nmk[b.q[u][1]], s < w.nSplitB ? w.nLoB : w.nHiB), w.noff);
                 } else {
                     mA = b.a[u][0];
                     mB = b.a[u][1];
@@ -873,35 +896,35 @@ __device__ __forceinline__ void gemv4t_run(float* out, const float* x, int N, in
             if (t == 0) {
 #pragma unroll
                 for (int k = 0; k < NW; k++) {
-                    red[par][k][warp][g] = acc[k][0];
-                    red[par][k][warp][g + 8] = acc[k][1];
+                    red[par][k][warp][g] = acc[k][0] * inv;
+                    red[par][k][warp][g + 8] = acc[k][1] * inv;
                 }
             }
             __syncthreads();
-            int n = ct * 16 + tid;
-            if (tid < 16 && n < N) {
+            int i = NW == 2 ? 0 : (ct < S.tileEnd[0] ? 0 : (ct < S.tileEnd[1] ? 1 : 2));
+            int t0 = i == 0 ? 0 : (i == 1 ? S.tileEnd[0] : S.tileEnd[1]), nN = i == 0 ? S.N[0] : (i == 1 ? S.N[1] : S.N[2]);
+            float* o = i == 0 ? S.out[0] : (i == 1 ? S.out[1] : S.out[2]);
+            int n = (ct - t0) * 16 + tid;
+            if (tid < 16 && n < nN) {
                 float v[NW];
 #pragma unroll
                 for (int k = 0; k < NW; k++) {
                     v[k] = 0.f;
 #pragma unroll
                     for (int q = 0; q < GT_WARPS; q++) v[k] += red[par][k][q][tid];
-                    v[k] *= inv;
                 }
                 if (NW == 2)
-                    out[n] = v[0] / (1.f + expf(-v[0])) * v[NW - 1]; // silu(gate)·up, as kernels/elementwise.cu swiglu
+                    o[n] = v[0] / (1.f + expf(-v[0])) * v[NW - 1]; // silu(gate)·up, as kernels/elementwise.cu swiglu
                 else
-                    out[n] = beta == 0.f ? alpha * v[0] : alpha * v[0] + beta * out[n];
+                    o[n] = beta == 0.f ? alpha * v[0] : alpha * v[0] + beta * o[n];
             }
 #pragma unroll
             for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
             par ^= 1;
             cs = sBeg;
             ct += gridDim.x;
-            if (DQ) {
 #pragma unroll
-                for (int k = 0; k < NW; k++) wc[k] = wl[k]; // the load cursor is at most one group ahead: on tile ct now
-            }
+            for (int k = 0; k < NW; k++) wc[k] = wl[k]; // the load cursor is at most one group ahead: on tile ct now
         }
     };
     while (ct < ntiles) {
@@ -914,35 +937,64 @@ __device__ __forceinline__ void gemv4t_run(float* out, const float* x, int N, in
 }
 #undef GT_PAIR
 
-// gemv4t_{dq,ab}_{64,g}: gemv4t for double-quantized (dq) or plain (ab) absmax, block size 64 or
-// a larger power of two (g).
-#define GT_ARGS float *out, const float *x, int N, int K, float alpha, float beta, const unsigned char *packed, const float *absmax, \
-                const unsigned char *codes, const float *nabs, const float *nmap, float noff, int nsh, const float *codebook, int bsh
-#define GT_BODY(DQ, B64)                                                   \
-    GtW w = {packed, absmax, codes, nabs, noff, nsh};                      \
-    gemv4t_run<1, 2, DQ, B64>(out, x, N, K, alpha, beta, w, w, nmap, nmap, codebook, bsh);
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_64(GT_ARGS) { GT_BODY(true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_g(GT_ARGS) { GT_BODY(true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_64(GT_ARGS) { GT_BODY(false, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_g(GT_ARGS) { GT_BODY(false, false) }
-#undef GT_BODY
-#undef GT_ARGS
+// GT_W(i): weight i's kernel parameters.
+#define GT_W(i) float *out##i, int N##i, const unsigned char *packed##i, const float *absmax##i, const unsigned char *codes##i, \
+                const float *nabs##i, const float *nmap##i, float noff##i, int nsh##i
+#define GT_SET(i) S.w[i] = GtW{packed##i, absmax##i, codes##i, nabs##i, noff##i, nsh##i, i}; S.out[i] = out##i; \
+                  S.nmap[i] = nmap##i; S.N[i] = N##i;
+#define GT_COMMON const float *x, int K, float alpha, float beta, const float *codebook, int bsh
 
-// gemv4t_swiglu_{dq,ab}_{64,g}: out[n] = silu(Σ_k x[k]·G[n, k]) · Σ_k x[k]·U[n, k] for two 4-bit
-// weights G (gate) and U (up) of the same shape, codebook, block size and absmax kind: the gate
-// and up products and the SwiGLU of a decode layer in one launch. Same layout rules as gemv4t.
-#define GS_ARGS float *out, const float *x, int N, int K, const unsigned char *packed, const float *absmax, const unsigned char *codes, \
-                const float *nabs, const float *nmap, float noff, int nsh, const float *codebook, int bsh, const unsigned char *packed2, \
-                const float *absmax2, const unsigned char *codes2, const float *nabs2, const float *nmap2, float noff2, int nsh2
-#define GS_BODY(DQ, B64)                                                                                        \
-    GtW w0 = {packed, absmax, codes, nabs, noff, nsh}, w1 = {packed2, absmax2, codes2, nabs2, noff2, nsh2};     \
-    gemv4t_run<2, 1, DQ, B64>(out, x, N, K, 1.f, 0.f, w0, w1, nmap, nmap2, codebook, bsh);
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GS_ARGS) { GS_BODY(true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GS_ARGS) { GS_BODY(true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GS_ARGS) { GS_BODY(false, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_g(GS_ARGS) { GS_BODY(false, false) }
+// gemv4t_{dq,ab}_{64,g}: out = alpha·x·Wᵀ + beta·out for one weight; gemv4t3_…: the same for two
+// or three weights sharing x, one after another along the tiles (q, k and v of a decode layer in
+// one launch; N2 = 0 for two). dq: double-quantized absmax, ab: float32 absmax; 64: block size 64,
+// g: a larger power of two. Every weight of a launch has the same K, codebook, block size and
+// absmax kind.
+#define GT1_BODY(DQ, B64)                                                                    \
+    GtSet S;                                                                                 \
+    GT_SET(0) S.w[1] = S.w[2] = S.w[0];                                                      \
+    S.out[1] = S.out[2] = out0;                                                              \
+    S.nmap[1] = S.nmap[2] = nmap0;                                                           \
+    S.N[1] = S.N[2] = N0;                                                                    \
+    S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
+    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh);
+#define GT3_BODY(DQ, B64)                                                                    \
+    GtSet S;                                                                                 \
+    GT_SET(0) GT_SET(1) GT_SET(2)                                                            \
+    S.tileEnd[0] = (N0 + 15) >> 4;                                                           \
+    S.tileEnd[1] = S.tileEnd[0] + ((N1 + 15) >> 4);                                          \
+    S.tileEnd[2] = S.tileEnd[1] + ((N2 + 15) >> 4);                                          \
+    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh);
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_64(GT_COMMON, GT_W(0)) { GT1_BODY(true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_g(GT_COMMON, GT_W(0)) { GT1_BODY(true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_64(GT_COMMON, GT_W(0)) { GT1_BODY(false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_g(GT_COMMON, GT_W(0)) { GT1_BODY(false, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false) }
+#undef GT1_BODY
+#undef GT3_BODY
+
+// gemv4t_swiglu_{dq,ab}_{64,g}: out0[n] = silu(Σ_k x[k]·G[n, k]) · Σ_k x[k]·U[n, k] for two 4-bit
+// weights G (weight 0, gate) and U (weight 1, up; out1 and N1 unused) of the same shape, codebook,
+// block size and absmax kind: the gate and up products and the SwiGLU of a decode layer in one
+// launch. Same layout rules as gemv4t.
+#define GS_BODY(DQ, B64)                                                                     \
+    GtSet S;                                                                                 \
+    GT_SET(0) GT_SET(1) S.w[2] = S.w[1];                                                     \
+    S.out[2] = out0;                                                                         \
+    S.nmap[2] = nmap1;                                                                       \
+    S.N[2] = N0;                                                                             \
+    S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
+    gemv4t_run<2, 1, DQ, B64>(S, x, K, 1.f, 0.f, codebook, bsh);
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false) }
 #undef GS_BODY
-#undef GS_ARGS
+#undef GT_COMMON
+#undef GT_SET
+#undef GT_W
 
 // dequant4_bf16v: dequant4 into BF16 with coalesced accesses and one rounding. A thread converts
 // 8 elements at a time (4 bytes of codes in, 16 bytes out: consecutive threads, consecutive
