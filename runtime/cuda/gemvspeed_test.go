@@ -122,7 +122,7 @@ func TestQuantGEMVSpeed(t *testing.T) {
 	for round := 0; round < 31; round++ {
 		b.StartProfile()
 		for i := 0; i+1 < len(gu); i += 2 {
-			if ok, err := b.QuantSwiGLU(outs["gate/up 14336x4096"], xs["gate/up 14336x4096"], gu[i], gu[i+1]); err != nil || !ok {
+			if ok, err := b.QuantSwiGLU(outs["gate/up 14336x4096"], xs["gate/up 14336x4096"], gu[i], gu[i+1], nil); err != nil || !ok {
 				t.Fatalf("QuantSwiGLU: %v, %v", ok, err)
 			}
 		}
@@ -152,7 +152,7 @@ func TestQuantGEMVSpeed(t *testing.T) {
 			b.StartProfile()
 			for i := range qo {
 				j := (2 * i) % (len(kv) - 1)
-				ok, err := b.QuantMatMulSharedX([]*tensor.Tensor{outs["q/o 4096x4096"], kvOut, vOut}, xs["q/o 4096x4096"], []*tensor.QTensor{qo[i], kv[j], kv[j+1]})
+				ok, err := b.QuantMatMulSharedX([]*tensor.Tensor{outs["q/o 4096x4096"], kvOut, vOut}, xs["q/o 4096x4096"], []*tensor.QTensor{qo[i], kv[j], kv[j+1]}, nil)
 				if err != nil || !ok {
 					t.Fatalf("QuantMatMulSharedX: %v, %v", ok, err)
 				}

@@ -293,11 +293,12 @@ func gemv4tApplies(q *qdev, xp uintptr) bool {
 		q.packed%8 == 0 && xp%8 == 0 && gemv4tShared(h.Cols)+38<<10 <= 227<<10
 }
 
-// QuantSwiGLU sets out = silu(x·gateᵀ) ⊙ (x·upᵀ) with one gemv4t_swiglu launch (tensor.QuantSwiGLUer)
+// QuantSwiGLU sets out = silu(x'·gateᵀ) ⊙ (x'·upᵀ), x' = x or RMSNorm(x) by norm, with one
+// gemv4t_swiglu launch (tensor.QuantSwiGLUer)
 // when it applies: one row of F32 x (decode at batch 1), gate and up 4-bit weights of the same
 // shape, codebook and block size, each as gemv4t takes it, and the default 4-bit GEMV
 // (Backend.GEMV4 "" or "gemv4t"). Otherwise it reports false and does nothing.
-func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor) (bool, error) {
+func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, norm *tensor.RMSNormSpec) (bool, error) {
 	if b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
 		return false, nil
 	}
@@ -330,18 +331,40 @@ func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor) (
 	}
 	bsh, nsh, _ := blockShifts(hg)
 	_, nsh2, _ := blockShifts(hu)
-	return true, b.k.launch(gemv4tName("gemv4t_swiglu", g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols),
-		xp, hg.Cols, float32(1), float32(0), g.codebook, bsh,
-		op, hg.Rows, g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh,
+	nargs, err := b.normArgs("quant swiglu", norm, hg.Cols)
+	if err != nil || nargs == nil {
+		return false, err
+	}
+	args := append([]any{xp, hg.Cols, float32(1), float32(0), g.codebook, bsh}, nargs...)
+	args = append(args, op, hg.Rows, g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh,
 		uintptr(0), hu.Rows, u.packed, u.absmax, u.codes, u.nabs, u.nmap, hu.NestedOffset, nsh2)
+	return true, b.k.launch(gemv4tName("gemv4t_swiglu", g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), args...)
 }
 
-// QuantMatMulSharedX sets outs[i] = x·ws[i]ᵀ for two or three 4-bit weights sharing one row of F32 x
+// normArgs is the RMSNorm part of a gemv4t launch's arguments (weight, its dtype code, eps,
+// add-one): zeros for no norm; nil (and no error) when norm's weight does not fit the kernels
+// ([cols] on this device, of a float dtype), so the caller declines. The caller holds the lock.
+func (b *Backend) normArgs(op string, norm *tensor.RMSNormSpec, cols int) ([]any, error) {
+	if norm == nil {
+		return []any{uintptr(0), 0, float32(0), 0}, nil
+	}
+	if norm.W == nil || norm.W.Numel() != cols || !norm.W.DType().IsFloat() {
+		return nil, nil
+	}
+	wp, err := b.weight(op, "norm weight", norm.W)
+	if err != nil {
+		return nil, err
+	}
+	return []any{wp, dtypeCode(norm.W.DType()), norm.Eps, boolInt(norm.AddOne)}, nil
+}
+
+// QuantMatMulSharedX sets outs[i] = x'·ws[i]ᵀ (x' = x or RMSNorm(x) by norm) for two or three 4-bit
+// weights sharing one row of F32 x
 // (tensor.QuantSharedXer: a decode layer's q, k and v) with one gemv4t3 launch, the weights one
 // after another along its tiles, when it applies: the same Cols, block size, codebook and absmax
 // kind, each weight as gemv4t takes it, and the default 4-bit GEMV. Otherwise it reports false and
 // does nothing.
-func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws []*tensor.QTensor) (bool, error) {
+func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws []*tensor.QTensor, norm *tensor.RMSNormSpec) (bool, error) {
 	if len(ws) < 2 || len(ws) > 3 || len(outs) != len(ws) || b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 {
 		return false, nil
 	}
@@ -386,7 +409,11 @@ func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws
 		args = append(args, op, q.h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, q.h.NestedOffset, nsh)
 		tiles += (q.h.Rows + 15) / 16
 	}
-	head := []any{xp, qs[0].h.Cols, float32(1), float32(0), qs[0].codebook, bsh}
+	nargs, err := b.normArgs("quant matmul shared x", norm, qs[0].h.Cols)
+	if err != nil || nargs == nil {
+		return false, err
+	}
+	head := append([]any{xp, qs[0].h.Cols, float32(1), float32(0), qs[0].codebook, bsh}, nargs...)
 	return true, b.k.launch(gemv4tName("gemv4t3", qs[0]), b.gemv4tGrid(tiles, 3), dim3{x: gt4Threads}, gemv4tShared(qs[0].h.Cols),
 		append(head, args...)...)
 }
@@ -478,7 +505,8 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 			bsh, nsh, pow2 := blockShifts(h)
 			if m == 1 && pow2 && (name == "" || name == "gemv4t") && gemv4tApplies(q, xp) {
 				return true, b.k.launch(gemv4tName("gemv4t", q), b.gemv4tGrid((h.Rows+15)/16, 3), dim3{x: gt4Threads}, gemv4tShared(h.Cols),
-					xp, h.Cols, alpha, beta, q.codebook, bsh, op, h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh)
+					xp, h.Cols, alpha, beta, q.codebook, bsh, uintptr(0), 0, float32(0), 0,
+					op, h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh)
 			}
 			if m == 1 && pow2 {
 				kern, rows := gemv4sKernel(name, h.Rows, h.Cols)

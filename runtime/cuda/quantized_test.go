@@ -264,49 +264,62 @@ func TestQuantSwiGLU(t *testing.T) {
 			if !hg.Format.Is4Bit() {
 				continue
 			}
-			t.Run(fmt.Sprintf("K%d/%s", k, name), func(t *testing.T) {
-				pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
-				defer pp.free()
-				var wg, wc [2]*tensor.QTensor
-				for i, h := range []*tensor.QuantHost{hg, ups[name]} {
-					var err error
-					if wg[i], err = gq.QuantFromHost(h); err != nil {
+			for _, normed := range []bool{false, true} {
+				t.Run(fmt.Sprintf("K%d/%s/norm=%v", k, name, normed), func(t *testing.T) {
+					pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
+					defer pp.free()
+					var wg, wc [2]*tensor.QTensor
+					for i, h := range []*tensor.QuantHost{hg, ups[name]} {
+						var err error
+						if wg[i], err = gq.QuantFromHost(h); err != nil {
+							t.Fatal(err)
+						}
+						defer wg[i].Free()
+						wc[i], _ = cq.QuantFromHost(h)
+						defer wc[i].Free()
+					}
+					xg, xc := pp.rand(tensor.F32, 1, 1, k)
+					og, _ := pp.zeros(1, 300)
+					var spec *tensor.RMSNormSpec
+					if normed {
+						nwg, nwc := pp.rand(tensor.BF16, 1, k)
+						spec = &tensor.RMSNormSpec{W: nwg, Eps: 1e-5}
+						xn, _ := p.c.Alloc(tensor.F32, 1, k)
+						defer xn.Free()
+						if err := p.c.RMSNorm(xn, xc, nwc, 1e-5, false); err != nil {
+							t.Fatal(err)
+						}
+						xc = xn
+					}
+					be.StartProfile()
+					ok, err := be.QuantSwiGLU(og, xg, wg[0], wg[1], spec)
+					prof, perr := be.StopProfile()
+					if k%hg.BlockSize != 0 { // rows not starting on an absmax block: declined
+						if ok || err != nil || len(prof) != 0 {
+							t.Errorf("QuantSwiGLU with K %% block size != 0: ok %v, %v, kernels %v; want false, nil, none", ok, err, prof)
+						}
+						return
+					}
+					if err != nil || perr != nil || !ok {
+						t.Fatalf("QuantSwiGLU: ok %v, %v, %v", ok, err, perr)
+					}
+					if len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t_swiglu_") {
+						t.Errorf("kernels run: %v, want gemv4t_swiglu alone", prof)
+					}
+					_, gcc := pp.zeros(1, 300)
+					_, ucc := pp.zeros(1, 300)
+					if err := cq.QuantMatMul(gcc, xc, wc[0], true, 1, 0); err != nil {
 						t.Fatal(err)
 					}
-					defer wg[i].Free()
-					wc[i], _ = cq.QuantFromHost(h)
-					defer wc[i].Free()
-				}
-				xg, xc := pp.rand(tensor.F32, 1, 1, k)
-				og, _ := pp.zeros(1, 300)
-				be.StartProfile()
-				ok, err := be.QuantSwiGLU(og, xg, wg[0], wg[1])
-				prof, perr := be.StopProfile()
-				if k%hg.BlockSize != 0 { // rows not starting on an absmax block: declined
-					if ok || err != nil || len(prof) != 0 {
-						t.Errorf("QuantSwiGLU with K %% block size != 0: ok %v, %v, kernels %v; want false, nil, none", ok, err, prof)
+					if err := cq.QuantMatMul(ucc, xc, wc[1], true, 1, 0); err != nil {
+						t.Fatal(err)
 					}
-					return
-				}
-				if err != nil || perr != nil || !ok {
-					t.Fatalf("QuantSwiGLU: ok %v, %v, %v", ok, err, perr)
-				}
-				if len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t_swiglu_") {
-					t.Errorf("kernels run: %v, want gemv4t_swiglu alone", prof)
-				}
-				_, gcc := pp.zeros(1, 300)
-				_, ucc := pp.zeros(1, 300)
-				if err := cq.QuantMatMul(gcc, xc, wc[0], true, 1, 0); err != nil {
-					t.Fatal(err)
-				}
-				if err := cq.QuantMatMul(ucc, xc, wc[1], true, 1, 0); err != nil {
-					t.Fatal(err)
-				}
-				if err := p.c.SwiGLU(gcc, gcc, ucc); err != nil {
-					t.Fatal(err)
-				}
-				pp.same("quant swiglu", og, gcc, 3e-3)
-			})
+					if err := p.c.SwiGLU(gcc, gcc, ucc); err != nil {
+						t.Fatal(err)
+					}
+					pp.same("quant swiglu", og, gcc, 3e-3)
+				})
+			}
 		}
 	}
 	// where it does not apply: false and nothing written
@@ -327,7 +340,7 @@ func TestQuantSwiGLU(t *testing.T) {
 		x, o  *tensor.Tensor
 		g, up *tensor.QTensor
 	}{{"two rows", x2, o2, w1, w1}, {"int8", x1, o1, w8, w8}, {"different shapes", x1, o1, w1, small}} {
-		ok, err := be.QuantSwiGLU(c.o, c.x, c.g, c.up)
+		ok, err := be.QuantSwiGLU(c.o, c.x, c.g, c.up, nil)
 		if ok || err != nil {
 			t.Errorf("%s: QuantSwiGLU = %v, %v; want false, nil", c.what, ok, err)
 		}
@@ -351,8 +364,12 @@ func TestQuantSharedX(t *testing.T) {
 			if !h0.Format.Is4Bit() {
 				continue
 			}
-			for _, nw := range []int{3, 2} {
-				t.Run(fmt.Sprintf("K%d/%s/%dw", k, name, nw), func(t *testing.T) {
+			for _, v := range []struct {
+				nw     int
+				normed bool
+			}{{3, false}, {2, false}, {3, true}} {
+				nw, normed := v.nw, v.normed
+				t.Run(fmt.Sprintf("K%d/%s/%dw/norm=%v", k, name, nw, normed), func(t *testing.T) {
 					pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
 					defer pp.free()
 					var wg, wc []*tensor.QTensor
@@ -370,8 +387,19 @@ func TestQuantSharedX(t *testing.T) {
 						og, oc = append(og, g), append(oc, cc)
 					}
 					xg, xc := pp.rand(tensor.F32, 1, 1, k)
+					var spec *tensor.RMSNormSpec
+					if normed { // input_layernorm folded in: against RMSNorm then the products on the CPU
+						nwg, nwc := pp.rand(tensor.F32, 1, k)
+						spec = &tensor.RMSNormSpec{W: nwg, Eps: 1e-6, AddOne: true}
+						xn, _ := p.c.Alloc(tensor.F32, 1, k)
+						defer xn.Free()
+						if err := p.c.RMSNorm(xn, xc, nwc, 1e-6, true); err != nil {
+							t.Fatal(err)
+						}
+						xc = xn
+					}
 					be.StartProfile()
-					ok, err := be.QuantMatMulSharedX(og, xg, wg)
+					ok, err := be.QuantMatMulSharedX(og, xg, wg, spec)
 					prof, perr := be.StopProfile()
 					if err != nil || perr != nil {
 						t.Fatal(err, perr)
@@ -411,10 +439,10 @@ func TestQuantSharedX(t *testing.T) {
 	o2, _ := p.zeros(1, 64)
 	o3, _ := p.zeros(2, 64)
 	o4, _ := p.zeros(2, 64)
-	if ok, err := be.QuantMatMulSharedX([]*tensor.Tensor{o1, o2}, x1, []*tensor.QTensor{a, c}); ok || err != nil {
+	if ok, err := be.QuantMatMulSharedX([]*tensor.Tensor{o1, o2}, x1, []*tensor.QTensor{a, c}, nil); ok || err != nil {
 		t.Errorf("mixed absmax kinds: %v, %v; want false, nil", ok, err)
 	}
-	if ok, err := be.QuantMatMulSharedX([]*tensor.Tensor{o3, o4}, x2, []*tensor.QTensor{a, a}); ok || err != nil {
+	if ok, err := be.QuantMatMulSharedX([]*tensor.Tensor{o3, o4}, x2, []*tensor.QTensor{a, a}, nil); ok || err != nil {
 		t.Errorf("two rows: %v, %v; want false, nil", ok, err)
 	}
 }

@@ -248,13 +248,10 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	c, be := m.Config, m.Backend
 	eps := float32(c.RMSNormEps)
 	B, T := st.B, st.T
-	if err := be.RMSNorm(st.h, x, l.InputNorm, eps, false); err != nil {
-		return fmt.Errorf("input_layernorm: %w", err)
-	}
 	qf := st.q.MustView(B, T, c.NumHeads*c.HeadDim)
 	kf := st.k.MustView(B, T, c.NumKVHeads*c.HeadDim)
 	vf := st.v.MustView(B, T, c.NumKVHeads*c.HeadDim)
-	if err := projectQKV(be, l, st.h, qf, kf, vf); err != nil {
+	if err := projectQKV(be, l, x, st.h, &tensor.RMSNormSpec{W: l.InputNorm, Eps: eps}, qf, kf, vf); err != nil {
 		return err
 	}
 	if l.QNorm != nil {
@@ -295,10 +292,7 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	if err := l.O.forwardAdd(be, st.att.MustView(B, T, c.NumHeads*c.HeadDim), x, st.o); err != nil {
 		return fmt.Errorf("residual: %w", err)
 	}
-	if err := be.RMSNorm(st.h, x, l.PostAttnNorm, eps, false); err != nil {
-		return fmt.Errorf("post_attention_layernorm: %w", err)
-	}
-	if err := gateUp(be, l, st.h, st.gate, st.up); err != nil {
+	if err := gateUp(be, l, x, st.h, &tensor.RMSNormSpec{W: l.PostAttnNorm, Eps: eps}, st.gate, st.up); err != nil {
 		return err
 	}
 	if err := l.Down.forwardAdd(be, st.gate, x, st.o); err != nil { // x += down_proj(...)
@@ -307,32 +301,51 @@ func (m *Model) layerForward(st *step, l *Layer, x *tensor.Tensor) error {
 	return nil
 }
 
-// projectQKV sets q, k, v = h·Wᵀ (+ bias, + adapter delta) for the layer's three projections. When
-// all three are quantized (QuantizedWeight) and the backend has tensor.QuantSharedXer, the three
-// base products are one op (on the GPU one launch for a decode row), then each Linear's bias and
-// adapter follow as in Linear.Forward; otherwise, or when the backend declines, three Forwards.
-func projectQKV(be tensor.Backend, l *Layer, h, q, k, v *tensor.Tensor) error {
+// projectQKV sets q, k, v = h·Wᵀ (+ bias, + adapter delta) for the layer's three projections, with
+// h = RMSNorm(x) by norm (input_layernorm; h is the caller's scratch). When all three weights are
+// quantized (QuantizedWeight) and the backend has tensor.QuantSharedXer, the three base products
+// are one op (on the GPU one launch for a decode row) — with the norm folded in too when no
+// projection has an adapter (which reads h) — then each Linear's bias and adapter follow as in
+// Linear.Forward; otherwise, or when the backend declines, the norm and three Forwards.
+func projectQKV(be tensor.Backend, l *Layer, x, h *tensor.Tensor, norm *tensor.RMSNormSpec, q, k, v *tensor.Tensor) error {
 	lins, outs := []*Linear{l.Q, l.K, l.V}, []*tensor.Tensor{q, k, v}
-	if sx, ok := be.(tensor.QuantSharedXer); ok {
-		var ws []*tensor.QTensor
-		for _, lin := range lins {
-			if qw, ok := lin.Packed.(QuantizedWeight); ok {
-				ws = append(ws, qw.QWeight())
+	sx, ok := be.(tensor.QuantSharedXer)
+	var ws []*tensor.QTensor
+	adapters := false
+	for _, lin := range lins {
+		if qw, isQ := lin.Packed.(QuantizedWeight); isQ {
+			ws = append(ws, qw.QWeight())
+		}
+		adapters = adapters || lin.Adapter != nil
+	}
+	ok = ok && len(ws) == len(lins)
+	finish := func(in *tensor.Tensor) error {
+		for i, lin := range lins {
+			if err := lin.afterProduct(be, in, outs[i]); err != nil {
+				return err
 			}
 		}
-		if len(ws) == len(lins) {
-			done, err := sx.QuantMatMulSharedX(outs, h, ws)
-			if err != nil {
-				return fmt.Errorf("%s, %s, %s: shared-input products: %w", l.Q.Name, l.K.Name, l.V.Name, err)
-			}
-			if done {
-				for i, lin := range lins {
-					if err := lin.afterProduct(be, h, outs[i]); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
+		return nil
+	}
+	if ok && !adapters {
+		done, err := sx.QuantMatMulSharedX(outs, x, ws, norm)
+		if err != nil {
+			return fmt.Errorf("%s, %s, %s: normalized shared-input products: %w", l.Q.Name, l.K.Name, l.V.Name, err)
+		}
+		if done {
+			return finish(nil) // no adapter reads the input
+		}
+	}
+	if err := be.RMSNorm(h, x, norm.W, norm.Eps, norm.AddOne); err != nil {
+		return fmt.Errorf("input_layernorm: %w", err)
+	}
+	if ok {
+		done, err := sx.QuantMatMulSharedX(outs, h, ws, nil)
+		if err != nil {
+			return fmt.Errorf("%s, %s, %s: shared-input products: %w", l.Q.Name, l.K.Name, l.V.Name, err)
+		}
+		if done {
+			return finish(h)
 		}
 	}
 	for i, lin := range lins {
@@ -343,23 +356,27 @@ func projectQKV(be tensor.Backend, l *Layer, h, q, k, v *tensor.Tensor) error {
 	return nil
 }
 
-// gateUp sets gate = silu(h·Gateᵀ) ⊙ (h·Upᵀ), the first half of the SwiGLU MLP (up is scratch).
-// When both weights are quantized (QuantizedWeight) without bias or adapter and the backend has
-// tensor.QuantSwiGLUer, that is one op (on the GPU one launch for a decode row); otherwise, or when
-// the backend declines, the two products and SwiGLU.
-func gateUp(be tensor.Backend, l *Layer, h, gate, up *tensor.Tensor) error {
+// gateUp sets gate = silu(h·Gateᵀ) ⊙ (h·Upᵀ), the first half of the SwiGLU MLP, with
+// h = RMSNorm(x) by norm (post_attention_layernorm; h and up are the caller's scratch). When both
+// weights are quantized (QuantizedWeight) without bias or adapter and the backend has
+// tensor.QuantSwiGLUer, that is one op with the norm folded in (on the GPU one launch for a decode
+// row); otherwise, or when the backend declines, the norm, the two products and SwiGLU.
+func gateUp(be tensor.Backend, l *Layer, x, h *tensor.Tensor, norm *tensor.RMSNormSpec, gate, up *tensor.Tensor) error {
 	if fs, ok := be.(tensor.QuantSwiGLUer); ok && l.Gate.Bias == nil && l.Up.Bias == nil && l.Gate.Adapter == nil && l.Up.Adapter == nil {
 		gq, gok := l.Gate.Packed.(QuantizedWeight)
 		uq, uok := l.Up.Packed.(QuantizedWeight)
 		if gok && uok {
-			done, err := fs.QuantSwiGLU(gate, h, gq.QWeight(), uq.QWeight())
+			done, err := fs.QuantSwiGLU(gate, x, gq.QWeight(), uq.QWeight(), norm)
 			if err != nil {
-				return fmt.Errorf("%s, %s: fused swiglu: %w", l.Gate.Name, l.Up.Name, err)
+				return fmt.Errorf("%s, %s: fused norm and swiglu: %w", l.Gate.Name, l.Up.Name, err)
 			}
 			if done {
 				return nil
 			}
 		}
+	}
+	if err := be.RMSNorm(h, x, norm.W, norm.Eps, norm.AddOne); err != nil {
+		return fmt.Errorf("post_attention_layernorm: %w", err)
 	}
 	if err := l.Gate.Forward(be, h, gate); err != nil {
 		return err

@@ -240,8 +240,20 @@ type Quantized interface {
 // nothing, when the fused kernel does not apply (the shapes, layouts or number of rows it takes);
 // the caller then runs the two products and SwiGLU itself. The result equals that sequence within
 // the backend's quantized-product bound.
+//
+// With norm set, x is first normalized as Backend.RMSNorm(x', x, norm.W, norm.Eps, norm.AddOne)
+// would (the post-attention norm folded in; x' is not materialized).
 type QuantSwiGLUer interface {
-	QuantSwiGLU(out, x *Tensor, gate, up *QTensor) (bool, error)
+	QuantSwiGLU(out, x *Tensor, gate, up *QTensor, norm *RMSNormSpec) (bool, error)
+}
+
+// RMSNormSpec is an RMSNorm that a fused op applies to its input first, as Backend.RMSNorm does:
+// x / sqrt(mean(x²) + Eps) · w' with w' = W (or 1 + W with AddOne); W is [Cols] of a float dtype,
+// owned by the caller.
+type RMSNormSpec struct {
+	W      *Tensor
+	Eps    float32
+	AddOne bool
 }
 
 // QuantSharedXer is implemented by backends with a fused kernel for several products of one input
@@ -250,6 +262,7 @@ type QuantSwiGLUer interface {
 // Rows] (overwritten; not aliasing x). It reports false, doing nothing, when the fused kernel does
 // not apply (the number of rows of x, the weights' layouts); the caller then runs the products
 // itself. The results equal QuantMatMul's within the backend's quantized-product bound.
+// With norm set, x is first normalized as for QuantSwiGLUer (the input norm folded in).
 type QuantSharedXer interface {
-	QuantMatMulSharedX(outs []*Tensor, x *Tensor, ws []*QTensor) (bool, error)
+	QuantMatMulSharedX(outs []*Tensor, x *Tensor, ws []*QTensor, norm *RMSNormSpec) (bool, error)
 }

@@ -788,11 +788,12 @@ __device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int s
 // block's reduction.
 template <int NW, int G, bool DQ, bool B64>
 __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K, float alpha, float beta, const float* codebook,
-                                           int bsh) {
+                                           int bsh, const void* nw, int ndt, float eps, int addOne) {
     extern __shared__ __align__(16) u32 xh[]; // K/2 fp16 pairs of s_w·x (s_w: the scale of the warp owning the segment)
     __shared__ __align__(16) u32 gtab[256 * 32]; // entry e = {fp16(codebook[e >> 4]), fp16(codebook[e & 15])}, lane l's copy at word e·32 + l
     __shared__ float nm[3][256];
     __shared__ float red[2][NW][GT_WARPS][16];
+    __shared__ double ssq[GT_WARPS];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int nseg = K >> 6, ntiles = S.tileEnd[2];
     const int sBeg = warp * nseg / GT_WARPS, sEnd = (warp + 1) * nseg / GT_WARPS; // ≥ 1 segment: nseg ≥ GT_WARPS
@@ -841,22 +842,48 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
             if (NW == 1 && S.tileEnd[2] > S.tileEnd[1]) nm[2][i] = S.nmap[2][i];
         }
     }
-    // x: this warp's segments, scaled by s = 2^(14 − e) with their max|x| = m·2^e (m in [0.5, 1)):
-    // xh = fp16(s·x) (s·x exact: a power of two)
-    float amax = 0.f;
-    for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
+    // x: this warp's segments (times the RMSNorm weight w' when nw is set: the norm's scalar
+    // 1/rms is applied to the sums), scaled by s = 2^(14 − e) with their max = m·2^e (m in
+    // [0.5, 1)): xh = fp16(s·x·w') (the scaling exact: a power of two)
+    auto xw = [&](int i) { // elements 4i..4i+3 of x·w'
         float4 v = __ldg((const float4*)x + i);
+        if (nw) {
+            float f0 = load_w(nw, 4 * i, ndt), f1 = load_w(nw, 4 * i + 1, ndt), f2 = load_w(nw, 4 * i + 2, ndt), f3 = load_w(nw, 4 * i + 3, ndt);
+            if (addOne) f0 += 1.f, f1 += 1.f, f2 += 1.f, f3 += 1.f;
+            v = make_float4(v.x * f0, v.y * f1, v.z * f2, v.w * f3);
+        }
+        return v;
+    };
+    float amax = 0.f;
+    double ss = 0;
+    for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
+        if (nw) { // the norm's sum of squares, of x itself, in float64 (as kernels/norm.cu)
+            float4 r = __ldg((const float4*)x + i);
+            ss += (double)r.x * r.x + (double)r.y * r.y + (double)r.z * r.z + (double)r.w * r.w;
+        }
+        float4 v = xw(i);
         amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
     }
     amax = warp_max(amax);
+    if (nw) {
+        ss = warp_sum_d(ss);
+        if (lane == 0) ssq[warp] = ss;
+    }
     int ex = 14;
     if (amax > 0.f && amax <= 3.0e38f) frexpf(amax, &ex);
-    const float sc = ldexpf(1.f, 14 - ex), inv = ldexpf(1.f, ex - 14);
+    const float sc = ldexpf(1.f, 14 - ex);
+    float inv = ldexpf(1.f, ex - 14);
     for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
-        float4 v = __ldg((const float4*)x + i);
+        float4 v = xw(i);
         *(uint2*)(xh + 2 * i) = make_uint2(pack_f16x2(v.x * sc, v.y * sc), pack_f16x2(v.z * sc, v.w * sc));
     }
-    __syncthreads(); // the table and the nested maps (each warp reads only its own x)
+    __syncthreads(); // the table, the nested maps and the norm's partial sums (each warp reads only its own x)
+    if (nw) {
+        double tot = 0;
+#pragma unroll
+        for (int w = 0; w < GT_WARPS; w++) tot += ssq[w];
+        inv *= (float)(1.0 / sqrt(tot / K + (double)eps)); // 1/rms, as kernels/norm.cu
+    }
     float acc[NW][2];
 #pragma unroll
     for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
@@ -942,11 +969,14 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
                 const float *nabs##i, const float *nmap##i, float noff##i, int nsh##i
 #define GT_SET(i) S.w[i] = GtW{packed##i, absmax##i, codes##i, nabs##i, noff##i, nsh##i, i}; S.out[i] = out##i; \
                   S.nmap[i] = nmap##i; S.N[i] = N##i;
-#define GT_COMMON const float *x, int K, float alpha, float beta, const float *codebook, int bsh
+#define GT_COMMON const float *x, int K, float alpha, float beta, const float *codebook, int bsh, const void *nw, int ndt, float eps, \
+                  int addOne
 
 // gemv4t_{dq,ab}_{64,g}: out = alpha·x·Wᵀ + beta·out for one weight; gemv4t3_…: the same for two
 // or three weights sharing x, one after another along the tiles (q, k and v of a decode layer in
-// one launch; N2 = 0 for two). dq: double-quantized absmax, ab: float32 absmax; 64: block size 64,
+// one launch; N2 = 0 for two). With nw set (a [K] weight of dtype ndt), x is first RMS-normalized
+// as kernels/norm.cu rmsnorm does (x / sqrt(mean(x²) + eps) · w', w' = w or 1 + w with addOne):
+// the input_layernorm folded into the products. dq: double-quantized absmax, ab: float32 absmax; 64: block size 64,
 // g: a larger power of two. Every weight of a launch has the same K, codebook, block size and
 // absmax kind.
 #define GT1_BODY(DQ, B64)                                                                    \
@@ -956,14 +986,14 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     S.nmap[1] = S.nmap[2] = nmap0;                                                           \
     S.N[1] = S.N[2] = N0;                                                                    \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh);
+    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
 #define GT3_BODY(DQ, B64)                                                                    \
     GtSet S;                                                                                 \
     GT_SET(0) GT_SET(1) GT_SET(2)                                                            \
     S.tileEnd[0] = (N0 + 15) >> 4;                                                           \
     S.tileEnd[1] = S.tileEnd[0] + ((N1 + 15) >> 4);                                          \
     S.tileEnd[2] = S.tileEnd[1] + ((N2 + 15) >> 4);                                          \
-    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh);
+    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_64(GT_COMMON, GT_W(0)) { GT1_BODY(true, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_g(GT_COMMON, GT_W(0)) { GT1_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_64(GT_COMMON, GT_W(0)) { GT1_BODY(false, true) }
@@ -986,7 +1016,7 @@ extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_C
     S.nmap[2] = nmap1;                                                                       \
     S.N[2] = N0;                                                                             \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<2, 1, DQ, B64>(S, x, K, 1.f, 0.f, codebook, bsh);
+    gemv4t_run<2, 1, DQ, B64>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true) }
