@@ -319,10 +319,10 @@ func TestQuantSwiGLU(t *testing.T) {
 						t.Fatal(err)
 					}
 					tol := 3e-3
-				if hg.Round != tensor.F32 && hg.Round != tensor.Invalid {
-					tol = 4.2e-3 // two products' bf16 bound (√2 · 3e-3): the CPU rounds each weight to the checkpoint dtype
-				}
-				pp.same("quant swiglu", og, gcc, tol)
+					if hg.Round != tensor.F32 && hg.Round != tensor.Invalid {
+						tol = 4.2e-3 // two products' bf16 bound (√2 · 3e-3): the CPU rounds each weight to the checkpoint dtype
+					}
+					pp.same("quant swiglu", og, gcc, tol)
 				})
 			}
 		}
