@@ -69,8 +69,7 @@ type Backend struct {
 	// kernels/quant.cu (set from FINLORA_QUANT_GEMV=0 at Open; for tests and comparisons).
 	NoQuantGEMV bool
 	// GEMV4 names the 4-bit decode kernel of kernels/quant.cu (FINLORA_QUANT_GEMV at Open):
-	// "" (the default: gemv4t at m = 1 where it applies, else gemv4s; gemv4h at 2 ≤ m ≤ 4), "gemv4t"
-	// (the same), "gemv4th" (gemv4t with half the lookups by byte permutes; =th), "gemv4s", "gemv4s_r2" /
+	// "" (the default: gemv4s at m = 1, gemv4h at 2 ≤ m ≤ 4), "gemv4s" (the same), "gemv4s_r2" /
 	// "gemv4s_r4" / "gemv4s_r8" (gemv4s with 2 / 4 / 8 rows a block instead of the size-based
 	// choice; =s2, =s4, =s8), "gemv4h" (one warp per 4 rows sharing x, float32 codebook·absmax
 	// weights, half the codebook lookups from shared memory and half by byte permutes of a bf16
@@ -150,7 +149,7 @@ func Open(index int) (*Backend, error) {
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
-	b.GEMV4 = map[string]string{"th": "gemv4th", "s2": "gemv4s_r2", "s4": "gemv4s_r4", "s8": "gemv4s_r8", "fast": "gemv4f", "exact": "gemv4", "hybrid": "gemv4h", "v": "gemv4v", "deferred": "gemv4d", "r2": "gemv4r2", "r8": "gemv4r8"}[os.Getenv("FINLORA_QUANT_GEMV")]
+	b.GEMV4 = map[string]string{"s2": "gemv4s_r2", "s4": "gemv4s_r4", "s8": "gemv4s_r8", "fast": "gemv4f", "exact": "gemv4", "hybrid": "gemv4h", "v": "gemv4v", "deferred": "gemv4d", "r2": "gemv4r2", "r8": "gemv4r8"}[os.Getenv("FINLORA_QUANT_GEMV")]
 	b.OldDequant = os.Getenv("FINLORA_DEQUANT") == "old"
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"

@@ -78,7 +78,7 @@ func TestQuantGEMVSpeed(t *testing.T) {
 	}
 	var lines []string
 	single := map[string]float64{} // "kernel shape": median ms of one call
-	for _, kern := range []string{"gemv4h", "gemv4s", "gemv4t", "gemv4th"} {
+	for _, kern := range []string{"gemv4h", "gemv4s", "gemv4t"} {
 		b.GEMV4 = kern
 		tok := 0.0
 		for _, s := range shapes {
@@ -109,24 +109,52 @@ func TestQuantGEMVSpeed(t *testing.T) {
 		}
 		lines = append(lines, fmt.Sprintf("gemv speed %-7s per token (32 layers x 7 linears)  %.3f ms", kern, tok))
 	}
-	// the fused decode launches of both families: gate and up with their SwiGLU (consecutive copies as
-	// the pair), q, k and v (gemv4t3 / gemv4th3), and a token of the fused decode
-	for _, fam := range []string{"gemv4t", "gemv4th"} {
-		b.GEMV4 = fam
-		// gate and up with their SwiGLU in one launch (gemv4t_swiglu; consecutive copies as the pair)
-		gu := weights["gate/up 14336x4096"]
-		if len(gu) == 0 {
-			for _, l := range lines {
-				fmt.Println(l)
-			}
-			return
+	// gate and up with their SwiGLU in one launch (gemv4t_swiglu; consecutive copies as the pair)
+	b.GEMV4 = ""
+	gu := weights["gate/up 14336x4096"]
+	if len(gu) == 0 {
+		for _, l := range lines {
+			fmt.Println(l)
 		}
-		var per []float64
+		return
+	}
+	var per []float64
+	for round := 0; round < 31; round++ {
+		b.StartProfile()
+		for i := 0; i+1 < len(gu); i += 2 {
+			if ok, err := b.QuantSwiGLU(outs["gate/up 14336x4096"], xs["gate/up 14336x4096"], gu[i], gu[i+1], nil); err != nil || !ok {
+				t.Fatalf("QuantSwiGLU: %v, %v", ok, err)
+			}
+		}
+		prof, err := b.StopProfile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range prof {
+			if round > 0 {
+				per = append(per, e.Ms/float64(e.Calls))
+			}
+		}
+	}
+	sort.Float64s(per)
+	ms := per[len(per)/2]
+	lines = append(lines, fmt.Sprintf("gemv speed %-7s %-20s %8.2f us %7.0f GB/s (gate and up: %.2f us a weight)", "gemv4t_swiglu",
+		"gate+up 14336x4096", 1e3*ms, 2*bytes["gate/up 14336x4096"]/(ms*1e-3)/1e9, 1e3*ms/2))
+	// q, k and v in one launch (gemv4t3), then a token of the fused decode: 32 x (qkv + o + gate/up/SwiGLU + down)
+	qo, kv := weights["q/o 4096x4096"], weights["k/v 1024x4096"]
+	if len(qo) > 0 && len(kv) > 1 {
+		kvOut, _ := b.Alloc(tensor.F32, 1, 1024)
+		vOut, _ := b.Alloc(tensor.F32, 1, 1024)
+		defer kvOut.Free()
+		defer vOut.Free()
+		var per3 []float64
 		for round := 0; round < 31; round++ {
 			b.StartProfile()
-			for i := 0; i+1 < len(gu); i += 2 {
-				if ok, err := b.QuantSwiGLU(outs["gate/up 14336x4096"], xs["gate/up 14336x4096"], gu[i], gu[i+1], nil); err != nil || !ok {
-					t.Fatalf("QuantSwiGLU: %v, %v", ok, err)
+			for i := range qo {
+				j := (2 * i) % (len(kv) - 1)
+				ok, err := b.QuantMatMulSharedX([]*tensor.Tensor{outs["q/o 4096x4096"], kvOut, vOut}, xs["q/o 4096x4096"], []*tensor.QTensor{qo[i], kv[j], kv[j+1]}, nil)
+				if err != nil || !ok {
+					t.Fatalf("QuantMatMulSharedX: %v, %v", ok, err)
 				}
 			}
 			prof, err := b.StopProfile()
@@ -135,51 +163,18 @@ func TestQuantGEMVSpeed(t *testing.T) {
 			}
 			for _, e := range prof {
 				if round > 0 {
-					per = append(per, e.Ms/float64(e.Calls))
+					per3 = append(per3, e.Ms/float64(e.Calls))
 				}
 			}
 		}
-		sort.Float64s(per)
-		ms := per[len(per)/2]
-		lines = append(lines, fmt.Sprintf("gemv speed %-7s %-20s %8.2f us %7.0f GB/s (gate and up: %.2f us a weight)", fam+"_swiglu",
-			"gate+up 14336x4096", 1e3*ms, 2*bytes["gate/up 14336x4096"]/(ms*1e-3)/1e9, 1e3*ms/2))
-		// q, k and v in one launch (gemv4t3), then a token of the fused decode: 32 x (qkv + o + gate/up/SwiGLU + down)
-		qo, kv := weights["q/o 4096x4096"], weights["k/v 1024x4096"]
-		if len(qo) > 0 && len(kv) > 1 {
-			kvOut, _ := b.Alloc(tensor.F32, 1, 1024)
-			vOut, _ := b.Alloc(tensor.F32, 1, 1024)
-			defer kvOut.Free()
-			defer vOut.Free()
-			var per3 []float64
-			for round := 0; round < 31; round++ {
-				b.StartProfile()
-				for i := range qo {
-					j := (2 * i) % (len(kv) - 1)
-					ok, err := b.QuantMatMulSharedX([]*tensor.Tensor{outs["q/o 4096x4096"], kvOut, vOut}, xs["q/o 4096x4096"], []*tensor.QTensor{qo[i], kv[j], kv[j+1]}, nil)
-					if err != nil || !ok {
-						t.Fatalf("QuantMatMulSharedX: %v, %v", ok, err)
-					}
-				}
-				prof, err := b.StopProfile()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, e := range prof {
-					if round > 0 {
-						per3 = append(per3, e.Ms/float64(e.Calls))
-					}
-				}
-			}
-			sort.Float64s(per3)
-			ms3 := per3[len(per3)/2]
-			lines = append(lines, fmt.Sprintf("gemv speed %-7s %-20s %8.2f us %7.0f GB/s", fam+"3", "q+k+v 6144x4096", 1e3*ms3,
-				(bytes["q/o 4096x4096"]+2*bytes["k/v 1024x4096"])/(ms3*1e-3)/1e9))
-			if o, d := single[fam+" q/o 4096x4096"], single[fam+" down 4096x14336"]; o > 0 && d > 0 {
-				lines = append(lines, fmt.Sprintf("gemv speed %s fused decode per token (32 x (q+k+v, o, gate+up+SwiGLU, down))  %.3f ms", fam, 32*(ms3+o+ms+d)))
-			}
+		sort.Float64s(per3)
+		ms3 := per3[len(per3)/2]
+		lines = append(lines, fmt.Sprintf("gemv speed %-7s %-20s %8.2f us %7.0f GB/s", "gemv4t3", "q+k+v 6144x4096", 1e3*ms3,
+			(bytes["q/o 4096x4096"]+2*bytes["k/v 1024x4096"])/(ms3*1e-3)/1e9))
+		if o, d := single["gemv4t q/o 4096x4096"], single["gemv4t down 4096x14336"]; o > 0 && d > 0 {
+			lines = append(lines, fmt.Sprintf("gemv speed fused decode per token (32 x (q+k+v, o, gate+up+SwiGLU, down))  %.3f ms", 32*(ms3+o+ms+d)))
 		}
 	}
-	b.GEMV4 = ""
 	// dequantization into bf16 (the training path: x of 8 rows takes dequantize + GEMM), both kernels;
 	// bytes: codes read plus bf16 written
 	for _, old := range []bool{false, true} {

@@ -264,16 +264,6 @@ func (b *Backend) gemv4tGrid(tiles, perSM int) dim3 {
 	return dim3{x: min(tiles, perSM*max(b.dev.Info.SMs, 1))}
 }
 
-// gemv4tBase is the kernel family for base ("gemv4t", "gemv4t3", "gemv4t_swiglu"): its gemv4th
-// form (row g+8's lookups by byte permutes; compiled for double quantization with blocks of 64)
-// when Backend.GEMV4 is "gemv4th" and q has that layout, else base.
-func (b *Backend) gemv4tBase(base string, q *qdev) string {
-	if b.GEMV4 != "gemv4th" || q.absmax != 0 || q.h.BlockSize != 64 {
-		return base
-	}
-	return "gemv4th" + base[len("gemv4t"):]
-}
-
 // gemv4tName is the gemv4t kernel (base "gemv4t" or "gemv4t_swiglu") for h's absmax kind and
 // block size: _dq (double-quantized) or _ab (float32 absmax), then _64 (block size 64) or _g.
 func gemv4tName(base string, q *qdev) string {
@@ -309,7 +299,7 @@ func gemv4tApplies(q *qdev, xp uintptr) bool {
 // shape, codebook and block size, each as gemv4t takes it, and the default 4-bit GEMV
 // (Backend.GEMV4 "" or "gemv4t"). Otherwise it reports false and does nothing.
 func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, norm *tensor.RMSNormSpec) (bool, error) {
-	if b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t" && b.GEMV4 != "gemv4th") || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
+	if b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
 		return false, nil
 	}
 	g, err := b.qcheck("quant swiglu", gate)
@@ -348,7 +338,7 @@ func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, n
 	args := append([]any{xp, hg.Cols, float32(1), float32(0), g.codebook, bsh}, nargs...)
 	args = append(args, op, hg.Rows, g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh,
 		uintptr(0), hu.Rows, u.packed, u.absmax, u.codes, u.nabs, u.nmap, hu.NestedOffset, nsh2)
-	return true, b.k.launch(gemv4tName(b.gemv4tBase("gemv4t_swiglu", g), g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), args...)
+	return true, b.k.launch(gemv4tName("gemv4t_swiglu", g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), args...)
 }
 
 // normArgs is the RMSNorm part of a gemv4t launch's arguments (weight, its dtype code, eps,
@@ -375,7 +365,7 @@ func (b *Backend) normArgs(op string, norm *tensor.RMSNormSpec, cols int) ([]any
 // kind, each weight as gemv4t takes it, and the default 4-bit GEMV. Otherwise it reports false and
 // does nothing.
 func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws []*tensor.QTensor, norm *tensor.RMSNormSpec) (bool, error) {
-	if len(ws) < 2 || len(ws) > 3 || len(outs) != len(ws) || b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t" && b.GEMV4 != "gemv4th") || x.DType() != tensor.F32 {
+	if len(ws) < 2 || len(ws) > 3 || len(outs) != len(ws) || b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 {
 		return false, nil
 	}
 	qs := make([]*qdev, len(ws))
@@ -424,7 +414,7 @@ func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws
 		return false, err
 	}
 	head := append([]any{xp, qs[0].h.Cols, float32(1), float32(0), qs[0].codebook, bsh}, nargs...)
-	return true, b.k.launch(gemv4tName(b.gemv4tBase("gemv4t3", qs[0]), qs[0]), b.gemv4tGrid(tiles, 3), dim3{x: gt4Threads}, gemv4tShared(qs[0].h.Cols),
+	return true, b.k.launch(gemv4tName("gemv4t3", qs[0]), b.gemv4tGrid(tiles, 3), dim3{x: gt4Threads}, gemv4tShared(qs[0].h.Cols),
 		append(head, args...)...)
 }
 
@@ -511,10 +501,10 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		}
 		name := b.GEMV4
 		switch name {
-		case "", "gemv4t", "gemv4th", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
+		case "", "gemv4t", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
 			bsh, nsh, pow2 := blockShifts(h)
-			if m == 1 && pow2 && (name == "" || name == "gemv4t" || name == "gemv4th") && gemv4tApplies(q, xp) {
-				return true, b.k.launch(gemv4tName(b.gemv4tBase("gemv4t", q), q), b.gemv4tGrid((h.Rows+15)/16, 3), dim3{x: gt4Threads}, gemv4tShared(h.Cols),
+			if m == 1 && pow2 && (name == "" || name == "gemv4t") && gemv4tApplies(q, xp) {
+				return true, b.k.launch(gemv4tName("gemv4t", q), b.gemv4tGrid((h.Rows+15)/16, 3), dim3{x: gt4Threads}, gemv4tShared(h.Cols),
 					xp, h.Cols, alpha, beta, q.codebook, bsh, uintptr(0), 0, float32(0), 0,
 					op, h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh)
 			}
@@ -526,7 +516,7 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 			name = "gemv4h" // m > 1: measured faster than gemv4v end to end (H100, 2026-11-27: BENCHMARKS.md)
 		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4d", "gemv4r2", "gemv4r8":
 		default:
-			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4t, gemv4th, gemv4s, gemv4s_r2, gemv4s_r4, gemv4s_r8, gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
+			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4t, gemv4s, gemv4s_r2, gemv4s_r4, gemv4s_r8, gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
 		}
 		rows := gv4Rows // output rows a block
 		if name == "gemv4r2" || name == "gemv4r8" {

@@ -786,18 +786,7 @@ __device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int s
 // x is scaled per warp (each warp stages, as fp16, only the segments it multiplies, with its own
 // power of two: no block-wide reduction) and each warp's partial sums are unscaled before the
 // block's reduction.
-// gt_pairs16: the two A registers (fp16 pairs, as GT_PAIR gives them) of the two code bytes in the low
-// 16 bits of h, by byte permutes of the fp16 codebook's high bytes (hiT) and low bytes (loT) held
-// in registers: the integer pipe instead of shared-memory loads. sel: 0x3210 | ((h & 0x8888) >> 1).
-__device__ __forceinline__ void gt_pairs16(u32 h, u32 sel, const u32 hiT[4], const u32 loT[4], u32& p0, u32& p1) {
-    u32 hA = prmt16(h, sel, hiT[0], hiT[1], hiT[2], hiT[3]);
-    u32 lA = prmt16(h, sel, loT[0], loT[1], loT[2], loT[3]);
-    // byte k of hA/lA is nibble k of h: nibble 0 = byte 0's low nibble, 1 = its high nibble, 2, 3 = byte 1's
-    p0 = __byte_perm(lA, hA, 0x4051); // {code of byte 0's high nibble, code of its low nibble}
-    p1 = __byte_perm(lA, hA, 0x6273);
-}
-
-template <int NW, int G, bool DQ, bool B64, bool HYB = false>
+template <int NW, int G, bool DQ, bool B64>
 __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K, float alpha, float beta, const float* codebook,
                                            int bsh, const void* nw, int ndt, float eps, int addOne) {
     extern __shared__ __align__(16) u32 xh[]; // K/2 fp16 pairs of s_w·x (s_w: the scale of the warp owning the segment)
@@ -895,15 +884,6 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         for (int w = 0; w < GT_WARPS; w++) tot += ssq[w];
         inv *= (float)(1.0 / sqrt(tot / K + (double)eps)); // 1/rms, as kernels/norm.cu
     }
-    u32 hiT[4] = {0u, 0u, 0u, 0u}, loT[4] = {0u, 0u, 0u, 0u}; // HYB: the fp16 codebook's high and low bytes
-    if (HYB) {
-#pragma unroll
-        for (int i = 0; i < 16; i++) {
-            u32 h = f32_to_f16(__ldg(codebook + i));
-            hiT[i >> 2] |= ((h >> 8) & 255u) << (8 * (i & 3));
-            loT[i >> 2] |= (h & 255u) << (8 * (i & 3));
-        }
-    }
     float acc[NW][2];
 #pragma unroll
     for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
@@ -920,23 +900,10 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
                 u32 wa0 = b.c[u][0].x, wa1 = b.c[u][0].y, wb0 = b.c[u][1].x, wb1 = b.c[u][1].y;
                 float c[4] = {0.f, 0.f, 0.f, 0.f};
                 // tile j: codes 4j..4j+3 of the lane's 16 = bytes 2j, 2j+1; x pairs 2j, 2j+1
-                if (HYB) { // row g+8 through byte permutes, row g through the table: both pipes busy
-                    u32 s0 = 0x32103210u | ((wb0 & 0x88888888u) >> 1), s1 = 0x32103210u | ((wb1 & 0x88888888u) >> 1);
-                    u32 b00, b01, b02, b03, b10, b11, b12, b13;
-                    gt_pairs16(wb0, s0, hiT, loT, b00, b01);
-                    gt_pairs16(wb0 >> 16, s0 >> 16, hiT, loT, b02, b03);
-                    gt_pairs16(wb1, s1, hiT, loT, b10, b11);
-                    gt_pairs16(wb1 >> 16, s1 >> 16, hiT, loT, b12, b13);
-                    mma_f16_16816(c, GT_PAIR(wa0, 0), b00, GT_PAIR(wa0, 8), b01, x0.x, x0.y);
-                    mma_f16_16816(c, GT_PAIR(wa0, 16), b02, GT_PAIR(wa0, 24), b03, x0.z, x0.w);
-                    mma_f16_16816(c, GT_PAIR(wa1, 0), b10, GT_PAIR(wa1, 8), b11, x1.x, x1.y);
-                    mma_f16_16816(c, GT_PAIR(wa1, 16), b12, GT_PAIR(wa1, 24), b13, x1.z, x1.w);
-                } else {
-                    mma_f16_16816(c, GT_PAIR(wa0, 0), GT_PAIR(wb0, 0), GT_PAIR(wa0, 8), GT_PAIR(wb0, 8), x0.x, x0.y);
-                    mma_f16_16816(c, GT_PAIR(wa0, 16), GT_PAIR(wb0, 16), GT_PAIR(wa0, 24), GT_PAIR(wb0, 24), x0.z, x0.w);
-                    mma_f16_16816(c, GT_PAIR(wa1, 0), GT_PAIR(wb1, 0), GT_PAIR(wa1, 8), GT_PAIR(wb1, 8), x1.x, x1.y);
-                    mma_f16_16816(c, GT_PAIR(wa1, 16), GT_PAIR(wb1, 16), GT_PAIR(wa1, 24), GT_PAIR(wb1, 24), x1.z, x1.w);
-                }
+                mma_f16_16816(c, GT_PAIR(wa0, 0), GT_PAIR(wb0, 0), GT_PAIR(wa0, 8), GT_PAIR(wb0, 8), x0.x, x0.y);
+                mma_f16_16816(c, GT_PAIR(wa0, 16), GT_PAIR(wb0, 16), GT_PAIR(wa0, 24), GT_PAIR(wb0, 24), x0.z, x0.w);
+                mma_f16_16816(c, GT_PAIR(wa1, 0), GT_PAIR(wb1, 0), GT_PAIR(wa1, 8), GT_PAIR(wb1, 8), x1.x, x1.y);
+                mma_f16_16816(c, GT_PAIR(wa1, 16), GT_PAIR(wb1, 16), GT_PAIR(wa1, 24), GT_PAIR(wb1, 24), x1.z, x1.w);
                 float mA, mB;
                 if (DQ) {
                     const GtW& w = wc[k];
@@ -1035,28 +1002,6 @@ extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_64(GT_
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false) }
-// gemv4th / gemv4th3 (_dq_64 only): gemv4t / gemv4t3 with row g+8's codes looked up by byte
-// permutes of the fp16 codebook in registers instead of the shared table (FINLORA_QUANT_GEMV=th; a
-// comparison: whether the shared-memory pipe or the issue rate bounds gemv4t).
-#define GT1H_BODY(DQ, B64)                                                                   \
-    GtSet S;                                                                                 \
-    GT_SET(0) S.w[1] = S.w[2] = S.w[0];                                                      \
-    S.out[1] = S.out[2] = out0;                                                              \
-    S.nmap[1] = S.nmap[2] = nmap0;                                                           \
-    S.N[1] = S.N[2] = N0;                                                                    \
-    S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<1, 2, DQ, B64, true>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
-#define GT3H_BODY(DQ, B64)                                                                   \
-    GtSet S;                                                                                 \
-    GT_SET(0) GT_SET(1) GT_SET(2)                                                            \
-    S.tileEnd[0] = (N0 + 15) >> 4;                                                           \
-    S.tileEnd[1] = S.tileEnd[0] + ((N1 + 15) >> 4);                                          \
-    S.tileEnd[2] = S.tileEnd[1] + ((N2 + 15) >> 4);                                          \
-    gemv4t_run<1, 2, DQ, B64, true>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4th_dq_64(GT_COMMON, GT_W(0)) { GT1H_BODY(true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4th3_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3H_BODY(true, true) }
-#undef GT1H_BODY
-#undef GT3H_BODY
 #undef GT1_BODY
 #undef GT3_BODY
 
@@ -1076,17 +1021,6 @@ extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false) }
-#define GSH_BODY(DQ, B64)                                                                    \
-    GtSet S;                                                                                 \
-    GT_SET(0) GT_SET(1) S.w[2] = S.w[1];                                                     \
-    S.out[2] = out0;                                                                         \
-    S.nmap[2] = nmap1;                                                                       \
-    S.N[2] = N0;                                                                             \
-    S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<2, 1, DQ, B64, true>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
-// gemv4th_swiglu_dq_64: gemv4t_swiglu with gemv4th's lookups.
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4th_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GSH_BODY(true, true) }
-#undef GSH_BODY
 #undef GS_BODY
 #undef GT_COMMON
 #undef GT_SET
