@@ -786,7 +786,7 @@ __device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int s
 // x is scaled per warp (each warp stages, as fp16, only the segments it multiplies, with its own
 // power of two: no block-wide reduction) and each warp's partial sums are unscaled before the
 // block's reduction.
-template <int NW, int G, bool DQ, bool B64>
+template <int NW, int G, bool DQ, bool B64, bool NORM>
 __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K, float alpha, float beta, const float* codebook,
                                            int bsh, const void* nw, int ndt, float eps, int addOne) {
     extern __shared__ __align__(16) u32 xh[]; // K/2 fp16 pairs of s_w·x (s_w: the scale of the warp owning the segment)
@@ -847,7 +847,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     // [0.5, 1)): xh = fp16(s·x·w') (the scaling exact: a power of two)
     auto xw = [&](int i) { // elements 4i..4i+3 of x·w'
         float4 v = __ldg((const float4*)x + i);
-        if (nw) {
+        if (NORM) {
             float f0 = load_w(nw, 4 * i, ndt), f1 = load_w(nw, 4 * i + 1, ndt), f2 = load_w(nw, 4 * i + 2, ndt), f3 = load_w(nw, 4 * i + 3, ndt);
             if (addOne) f0 += 1.f, f1 += 1.f, f2 += 1.f, f3 += 1.f;
             v = make_float4(v.x * f0, v.y * f1, v.z * f2, v.w * f3);
@@ -857,7 +857,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     float amax = 0.f;
     double ss = 0;
     for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
-        if (nw) { // the norm's sum of squares, of x itself, in float64 (as kernels/norm.cu)
+        if (NORM) { // the norm's sum of squares, of x itself, in float64 (as kernels/norm.cu)
             float4 r = __ldg((const float4*)x + i);
             ss += (double)r.x * r.x + (double)r.y * r.y + (double)r.z * r.z + (double)r.w * r.w;
         }
@@ -865,7 +865,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
     }
     amax = warp_max(amax);
-    if (nw) {
+    if (NORM) {
         ss = warp_sum_d(ss);
         if (lane == 0) ssq[warp] = ss;
     }
@@ -878,7 +878,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         *(uint2*)(xh + 2 * i) = make_uint2(pack_f16x2(v.x * sc, v.y * sc), pack_f16x2(v.z * sc, v.w * sc));
     }
     __syncthreads(); // the table, the nested maps and the norm's partial sums (each warp reads only its own x)
-    if (nw) {
+    if (NORM) {
         double tot = 0;
 #pragma unroll
         for (int w = 0; w < GT_WARPS; w++) tot += ssq[w];
@@ -974,7 +974,8 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
 
 // gemv4t_{dq,ab}_{64,g}: out = alpha·x·Wᵀ + beta·out for one weight; gemv4t3_…: the same for two
 // or three weights sharing x, one after another along the tiles (q, k and v of a decode layer in
-// one launch; N2 = 0 for two). With nw set (a [K] weight of dtype ndt), x is first RMS-normalized
+// one launch; N2 = 0 for two). With nw set (a [K] weight of dtype ndt; gemv4t3 only: gemv4t ignores
+// it), x is first RMS-normalized
 // as kernels/norm.cu rmsnorm does (x / sqrt(mean(x²) + eps) · w', w' = w or 1 + w with addOne):
 // the input_layernorm folded into the products. dq: double-quantized absmax, ab: float32 absmax; 64: block size 64,
 // g: a larger power of two. Every weight of a launch has the same K, codebook, block size and
@@ -986,14 +987,17 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     S.nmap[1] = S.nmap[2] = nmap0;                                                           \
     S.N[1] = S.N[2] = N0;                                                                    \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
+    gemv4t_run<1, 2, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
 #define GT3_BODY(DQ, B64)                                                                    \
     GtSet S;                                                                                 \
     GT_SET(0) GT_SET(1) GT_SET(2)                                                            \
     S.tileEnd[0] = (N0 + 15) >> 4;                                                           \
     S.tileEnd[1] = S.tileEnd[0] + ((N1 + 15) >> 4);                                          \
     S.tileEnd[2] = S.tileEnd[1] + ((N2 + 15) >> 4);                                          \
-    gemv4t_run<1, 2, DQ, B64>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
+    if (nw)                                                                                  \
+        gemv4t_run<1, 2, DQ, B64, true>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne); \
+    else                                                                                     \
+        gemv4t_run<1, 2, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_64(GT_COMMON, GT_W(0)) { GT1_BODY(true, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_g(GT_COMMON, GT_W(0)) { GT1_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_64(GT_COMMON, GT_W(0)) { GT1_BODY(false, true) }
@@ -1016,7 +1020,10 @@ extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_C
     S.nmap[2] = nmap1;                                                                       \
     S.N[2] = N0;                                                                             \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<2, 1, DQ, B64>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
+    if (nw)                                                                                  \
+        gemv4t_run<2, 1, DQ, B64, true>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne); \
+    else                                                                                     \
+        gemv4t_run<2, 1, DQ, B64, false>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true) }
