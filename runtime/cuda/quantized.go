@@ -335,10 +335,14 @@ func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, n
 	if err != nil || nargs == nil {
 		return false, err
 	}
+	base := "gemv4t_swiglu"
+	if norm != nil {
+		base = "gemv4t_swiglun"
+	}
 	args := append([]any{xp, hg.Cols, float32(1), float32(0), g.codebook, bsh}, nargs...)
 	args = append(args, op, hg.Rows, g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh,
 		uintptr(0), hu.Rows, u.packed, u.absmax, u.codes, u.nabs, u.nmap, hu.NestedOffset, nsh2)
-	return true, b.k.launch(gemv4tName("gemv4t_swiglu", g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), args...)
+	return true, b.k.launch(gemv4tName(base, g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), args...)
 }
 
 // normArgs is the RMSNorm part of a gemv4t launch's arguments (weight, its dtype code, eps,
@@ -414,7 +418,11 @@ func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws
 		return false, err
 	}
 	head := append([]any{xp, qs[0].h.Cols, float32(1), float32(0), qs[0].codebook, bsh}, nargs...)
-	return true, b.k.launch(gemv4tName("gemv4t3", qs[0]), b.gemv4tGrid(tiles, 3), dim3{x: gt4Threads}, gemv4tShared(qs[0].h.Cols),
+	base := "gemv4t3"
+	if norm != nil {
+		base = "gemv4t3n"
+	}
+	return true, b.k.launch(gemv4tName(base, qs[0]), b.gemv4tGrid(tiles, 3), dim3{x: gt4Threads}, gemv4tShared(qs[0].h.Cols),
 		append(head, args...)...)
 }
 

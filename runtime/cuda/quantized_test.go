@@ -303,7 +303,7 @@ func TestQuantSwiGLU(t *testing.T) {
 					if err != nil || perr != nil || !ok {
 						t.Fatalf("QuantSwiGLU: ok %v, %v, %v", ok, err, perr)
 					}
-					if len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t_swiglu_") {
+					if len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t_swiglu") {
 						t.Errorf("kernels run: %v, want gemv4t_swiglu alone", prof)
 					}
 					_, gcc := pp.zeros(1, 300)
@@ -414,7 +414,7 @@ func TestQuantSharedX(t *testing.T) {
 						}
 						return
 					}
-					if !ok || len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t3_") {
+					if !ok || len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t3") {
 						t.Fatalf("ok %v, kernels %v; want one gemv4t3", ok, prof)
 					}
 					tol := 3e-3

@@ -988,24 +988,26 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     S.N[1] = S.N[2] = N0;                                                                    \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
     gemv4t_run<1, 2, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
-#define GT3_BODY(DQ, B64)                                                                    \
+#define GT3_BODY(DQ, B64, NORM)                                                                   \
     GtSet S;                                                                                 \
     GT_SET(0) GT_SET(1) GT_SET(2)                                                            \
     S.tileEnd[0] = (N0 + 15) >> 4;                                                           \
     S.tileEnd[1] = S.tileEnd[0] + ((N1 + 15) >> 4);                                          \
     S.tileEnd[2] = S.tileEnd[1] + ((N2 + 15) >> 4);                                          \
-    if (nw)                                                                                  \
-        gemv4t_run<1, 2, DQ, B64, true>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne); \
-    else                                                                                     \
-        gemv4t_run<1, 2, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
+    gemv4t_run<1, 2, DQ, B64, NORM>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_64(GT_COMMON, GT_W(0)) { GT1_BODY(true, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_g(GT_COMMON, GT_W(0)) { GT1_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_64(GT_COMMON, GT_W(0)) { GT1_BODY(false, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_g(GT_COMMON, GT_W(0)) { GT1_BODY(false, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false, false) }
+// gemv4t3n_…: gemv4t3 with the RMSNorm (nw) folded in.
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false, true) }
 #undef GT1_BODY
 #undef GT3_BODY
 
@@ -1013,21 +1015,23 @@ extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_C
 // weights G (weight 0, gate) and U (weight 1, up; out1 and N1 unused) of the same shape, codebook,
 // block size and absmax kind: the gate and up products and the SwiGLU of a decode layer in one
 // launch. Same layout rules as gemv4t.
-#define GS_BODY(DQ, B64)                                                                     \
+#define GS_BODY(DQ, B64, NORM)                                                                   \
     GtSet S;                                                                                 \
     GT_SET(0) GT_SET(1) S.w[2] = S.w[1];                                                     \
     S.out[2] = out0;                                                                         \
     S.nmap[2] = nmap1;                                                                       \
     S.N[2] = N0;                                                                             \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    if (nw)                                                                                  \
-        gemv4t_run<2, 1, DQ, B64, true>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne); \
-    else                                                                                     \
-        gemv4t_run<2, 1, DQ, B64, false>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false) }
+    gemv4t_run<2, 1, DQ, B64, NORM>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false, false) }
+// gemv4t_swiglun_…: gemv4t_swiglu with the RMSNorm (nw) folded in.
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false, true) }
 #undef GS_BODY
 #undef GT_COMMON
 #undef GT_SET
