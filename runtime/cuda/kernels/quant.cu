@@ -706,6 +706,8 @@ struct GtW {
     int id;
     const unsigned char *pA, *pB; // row codes + t·8
     int bA, bB;                   // absmax block of the row's first code
+    const unsigned char *qA, *qB; // DQ: codes + bA, codes + bB (the rows' absmax codes)
+    const float *aA, *aB;         // not DQ: absmax + bA, absmax + bB
     float nLoA, nHiA, nLoB, nHiB;
     int nSplitA, nSplitB;
 };
@@ -728,6 +730,13 @@ __device__ __forceinline__ void gt_tile(GtW& w, int rA, int rB, int K, int t, in
     w.pB = w.packed + (i64)rB * (K >> 1) + t * 8;
     w.bA = (rA * K) >> bsh;
     w.bB = (rB * K) >> bsh;
+    if (DQ) {
+        w.qA = w.codes + w.bA;
+        w.qB = w.codes + w.bB;
+    } else {
+        w.aA = w.absmax + w.bA;
+        w.aB = w.absmax + w.bB;
+    }
     if (DQ) {
         int sh = bsh - 6; // segments a block: 1 << sh
         int lo = (w.bA + (sBeg >> sh)) >> w.nsh, hi = (w.bA + ((sEnd - 1) >> sh)) >> w.nsh;
@@ -753,6 +762,19 @@ __device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int s
             b.c[u][0] = __ldg((const uint2*)(ga + 32 * u));
             b.c[u][1] = __ldg((const uint2*)(gb + 32 * u));
         }
+        if (B64) { // one absmax block a segment: consecutive bytes (or floats)
+#pragma unroll
+            for (int u = 0; u < G; u++) {
+                if (DQ) {
+                    b.q[u][0] = __ldg(w.qA + s0 + u);
+                    b.q[u][1] = __ldg(w.qB + s0 + u);
+                } else {
+                    b.a[u][0] = __ldg(w.aA + s0 + u);
+                    b.a[u][1] = __ldg(w.aB + s0 + u);
+                }
+            }
+            return;
+        }
     } else {
 #pragma unroll
         for (int u = 0; u < G; u++) {
@@ -766,19 +788,26 @@ __device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int s
     for (int u = 0; u < G; u++) {
         int s = min(s0 + u, sEnd - 1);
         if (DQ) {
-            b.q[u][0] = __ldg(w.codes + w.bA + (s >> sh));
-            b.q[u][1] = __ldg(w.codes + w.bB + (s >> sh));
+            b.q[u][0] = __ldg(w.qA + (s >> sh));
+            b.q[u][1] = __ldg(w.qB + (s >> sh));
         } else {
-            b.a[u][0] = __ldg(w.absmax + w.bA + (s >> sh));
-            b.a[u][1] = __ldg(w.absmax + w.bB + (s >> sh));
+            b.a[u][0] = __ldg(w.aA + (s >> sh));
+            b.a[u][1] = __ldg(w.aB + (s >> sh));
         }
     }
 }
 
-// GT_PAIR: the A register of the code byte at bit SH of w: lane `off4/4`'s copy of the pair-table
-// entry (byte·128 | lane·4 is its byte offset in gtab).
-#define GT_PAIR(w, SH) \
-    (*(const u32*)((const char*)gtab + ((((SH) >= 7 ? ((w) >> ((SH) - 7)) : ((w) << (7 - (SH)))) & 0x7f80u) | off4)))
+// lds_u32 loads the 32-bit word at shared-memory (.shared::cta) address a.
+__device__ __forceinline__ u32 lds_u32(u32 a) {
+    u32 v;
+    asm volatile("ld.shared::cta.u32 %0, [%1];" : "=r"(v) : "r"(a));
+    return v;
+}
+
+// GT_PAIR: the A register of the code byte at bit SH of w: lane l's copy of the pair-table entry
+// (byte·128 + l·4 is its byte offset in gtab; tb4 = gtab's shared address + l·4): a byte permute,
+// a shift-add and the load.
+#define GT_PAIR(w, SH) lds_u32((__byte_perm((w), 0u, 0x4440u | ((SH) >> 3)) << 7) + tb4)
 
 // gemv4t_run: the kernel body. NW = 1: out_i = alpha·x·W_iᵀ + beta·out_i for the weights of S along
 // the tiles; NW = 2: out_0 = silu(x·W_0ᵀ)·(x·W_1ᵀ). G segments a load group; DQ: double-quantized
@@ -798,6 +827,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     const int nseg = K >> 6, ntiles = S.tileEnd[2];
     const int sBeg = warp * nseg / GT_WARPS, sEnd = (warp + 1) * nseg / GT_WARPS; // ≥ 1 segment: nseg ≥ GT_WARPS
     const u32 off4 = (u32)lane * 4u;
+    const u32 tb4 = (u32)__cvta_generic_to_shared(gtab) + off4; // the lane's column of the table
     GtW wl[NW], wc[NW]; // the load cursor's and the compute cursor's tile state
     GtBuf<G> A[NW], B[NW];
     int lt = blockIdx.x, ls = sBeg; // load cursor: tile, segment
