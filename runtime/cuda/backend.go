@@ -68,16 +68,13 @@ type Backend struct {
 	// NoQuantGEMV makes QuantMatMul always dequantize then GEMM, never the decode GEMVs of
 	// kernels/quant.cu (set from FINLORA_QUANT_GEMV=0 at Open; for tests and comparisons).
 	NoQuantGEMV bool
-	// GEMV4 names the 4-bit decode kernel of kernels/quant.cu (FINLORA_QUANT_GEMV at Open):
-	// "" (the default: gemv4s at m = 1, gemv4h at 2 ≤ m ≤ 4), "gemv4s" (the same), "gemv4s_r2" /
-	// "gemv4s_r4" / "gemv4s_r8" (gemv4s with 2 / 4 / 8 rows a block instead of the size-based
-	// choice; =s2, =s4, =s8), "gemv4h" (one warp per 4 rows sharing x, float32 codebook·absmax
-	// weights, half the codebook lookups from shared memory and half by byte permutes of a bf16
-	// codebook held in registers), "gemv4v" (all lookups from shared memory; =v), "gemv4d"
-	// (gemv4h with the double-quant absmax resolved at use: =deferred; not yet measured), "gemv4r2" /
-	// "gemv4r8" (gemv4v with 2 / 8 rows a warp at m = 1; =r2, =r8), "gemv4f" (one warp
-	// per row, float32 weights; =fast) or "gemv4" (one warp per row, weights rounded to the
-	// checkpoint dtype exactly as the dequantization does; =exact).
+	// GEMV4 names the 4-bit decode kernel of kernels/quant.cu (FINLORA_QUANT_GEMV at Open): "" (the
+	// default: gemv4t at m = 1 where it applies — with the fused gemv4t3 and gemv4t_swiglu decode
+	// ops — else gemv4s; gemv4h at 2 ≤ m ≤ 4), "gemv4t" (the same), "gemv4s" (gemv4s at m = 1, no
+	// fused ops), "gemv4s_r2" / "gemv4s_r4" / "gemv4s_r8" (gemv4s with 2 / 4 / 8 rows a block; =s2,
+	// =s4, =s8), "gemv4h" (one warp per 4 rows sharing x, half the lookups by byte permutes; =hybrid)
+	// or "gemv4" (one warp per row, weights rounded to the checkpoint dtype exactly as the
+	// dequantization does; =exact). Every name but "" and "gemv4t" turns the fused decode ops off.
 	GEMV4 string
 	// OldDequant selects dequant4_bf16 (16 elements a thread, rounding twice) over dequant4_bf16v
 	// for 4-bit weights into bf16 (FINLORA_DEQUANT=old at Open; for tests and comparisons).
@@ -149,7 +146,7 @@ func Open(index int) (*Backend, error) {
 	b.SimpleAttention = os.Getenv("FINLORA_ATTN") == "simple"
 	b.F32Attention = os.Getenv("FINLORA_ATTN") == "f32"
 	b.NoQuantGEMV = os.Getenv("FINLORA_QUANT_GEMV") == "0"
-	b.GEMV4 = map[string]string{"s2": "gemv4s_r2", "s4": "gemv4s_r4", "s8": "gemv4s_r8", "fast": "gemv4f", "exact": "gemv4", "hybrid": "gemv4h", "v": "gemv4v", "deferred": "gemv4d", "r2": "gemv4r2", "r8": "gemv4r8"}[os.Getenv("FINLORA_QUANT_GEMV")]
+	b.GEMV4 = map[string]string{"s2": "gemv4s_r2", "s4": "gemv4s_r4", "s8": "gemv4s_r8", "exact": "gemv4", "hybrid": "gemv4h"}[os.Getenv("FINLORA_QUANT_GEMV")]
 	b.OldDequant = os.Getenv("FINLORA_DEQUANT") == "old"
 	b.PoisonUninit = os.Getenv("FINLORA_POISON_UNINIT") == "1"
 	b.NoConvCache = os.Getenv("FINLORA_CONV_CACHE") == "0"

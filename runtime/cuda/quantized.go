@@ -247,7 +247,7 @@ func (b *Backend) releaseHeld(q *qdev, dt tensor.DType) {
 // gemvMaxRows is the most rows of x the decode GEMVs take (GEMV_M in kernels/quant.cu).
 const gemvMaxRows = 4
 
-// gv4Rows and gv4Threads are the output rows of one block of gemv4v/gemv4h (GV_THREADS/32 warps
+// gv4Rows and gv4Threads are the output rows of one block of gemv4h (GV_THREADS/32 warps
 // of GV_R rows in kernels/quant.cu) and its threads.
 const gv4Rows, gv4Threads = 16, 128
 
@@ -521,28 +521,19 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 				return true, b.k.launch(kern, dim3{x: (h.Rows + rows - 1) / rows}, dim3{x: gs4Threads}, 0, op, xp, h.Rows, h.Cols,
 					alpha, beta, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh, q.codebook, bsh)
 			}
-			name = "gemv4h" // m > 1: measured faster than gemv4v end to end (H100, 2026-11-27: BENCHMARKS.md)
-		case "gemv4", "gemv4f", "gemv4v", "gemv4h", "gemv4d", "gemv4r2", "gemv4r8":
+			name = "gemv4h" // m > 1 (or block sizes that are not powers of two, below)
+		case "gemv4", "gemv4h":
 		default:
-			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4t, gemv4s, gemv4s_r2, gemv4s_r4, gemv4s_r8, gemv4, gemv4f, gemv4v, gemv4h, gemv4d, gemv4r2 or gemv4r8)", name)
+			return true, fmt.Errorf("cuda: quant gemv: unknown 4-bit GEMV kernel %q (want gemv4t, gemv4s, gemv4s_r2, gemv4s_r4, gemv4s_r8, gemv4h or gemv4)", name)
 		}
-		rows := gv4Rows // output rows a block
-		if name == "gemv4r2" || name == "gemv4r8" {
-			if m == 1 {
-				rows = map[string]int{"gemv4r2": 8, "gemv4r8": 32}[name]
-			} else {
-				name = "gemv4v" // compiled for m == 1 only
-			}
-		}
-		if bsh, nsh, pow2 := blockShifts(h); name != "gemv4" && name != "gemv4f" && pow2 {
+		if bsh, nsh, pow2 := blockShifts(h); name == "gemv4h" && pow2 {
 			if m == 1 {
 				name += "_m1" // compiled for one row of x (fewer registers)
 			}
-			return true, b.k.launch(name, dim3{x: (h.Rows + rows - 1) / rows}, dim3{x: gv4Threads}, 0, op, xp, m, h.Rows, h.Cols,
+			return true, b.k.launch(name, dim3{x: (h.Rows + gv4Rows - 1) / gv4Rows}, dim3{x: gv4Threads}, 0, op, xp, m, h.Rows, h.Cols,
 				alpha, beta, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh, q.codebook, bsh)
-		} else if name != "gemv4f" {
-			name = "gemv4" // block sizes that are not powers of two
 		}
+		name = "gemv4" // exact weights, or block sizes that are not powers of two
 		return true, b.k.launch(name, grid, blk, 0, op, xp, m, h.Rows, h.Cols, alpha, beta, q.packed, q.absmax, q.codes,
 			q.nabs, q.nmap, h.NestedOffset, max(h.NestedBlockSize, 1), q.codebook, h.BlockSize, dtypeCode(h.Round))
 	}

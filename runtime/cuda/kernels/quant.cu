@@ -193,89 +193,19 @@ extern "C" __global__ void dequant8_bf16(u16* out, const signed char* q, const f
     }
 }
 
-// gemv4f: gemv4 with the weights in float32 (codebook·absmax, not rounded to the checkpoint's
-// dtype as the dequant kernels do): per 32-weight chunk s = Σ x·codebook[nibble], then
-// acc += absmax·s — one lookup and one FMA per weight instead of ~12 instructions — and the loads
-// of 4 chunks (codes, absmax chain) issued before any is used. Differs from gemv4 by the bf16
-// rounding of each weight (relative 2^-9). Selected by FINLORA_QUANT_GEMV=fast; measured on an H100
-// (2026-11-27) no faster than gemv4 (~290-356 GB/s).
-extern "C" __global__ void gemv4f(float* out, const float* x, int m, int N, int K, float alpha, float beta,
-                                  const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs,
-                                  const float* nmap, float noff, int nbs, const float* codebook, int bs, int round_dt) {
-    __shared__ float cb[16];
-    if (threadIdx.x < 16) cb[threadIdx.x] = codebook[threadIdx.x];
-    __syncthreads();
-    int n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (n >= N) return;
-    float acc[GEMV_M] = {0.f, 0.f, 0.f, 0.f};
-    const uint4* row = (const uint4*)(packed + (i64)n * (K / 2));
-    int nch = K / 32;
-    for (int c0 = lane; c0 < nch; c0 += 128) {
-        uint4 pk[4];
-        float am[4];
-#pragma unroll
-        for (int u = 0; u < 4; u++) {
-            int c = c0 + 32 * u;
-            pk[u] = make_uint4(0u, 0u, 0u, 0u);
-            am[u] = 0.f;
-            if (c < nch) {
-                pk[u] = row[c];
-                i64 blk = ((i64)n * K + (i64)c * 32) / bs;
-                am[u] = absmax ? absmax[blk] : __fadd_rn(__fmul_rn(nmap[codes[blk]], nabs[blk / nbs]), noff);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < 4; u++) {
-            int c = c0 + 32 * u;
-            if (c >= nch) break;
-            u32 words[4] = {pk[u].x, pk[u].y, pk[u].z, pk[u].w};
-#pragma unroll
-            for (int r = 0; r < GEMV_M; r++) {
-                if (r >= m) break;
-                const float4* xv = (const float4*)(x + (i64)r * K + (i64)c * 32);
-                float s = 0.f;
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    float4 a = __ldg(xv + 2 * i), b2 = __ldg(xv + 2 * i + 1);
-                    u32 w = words[i];
-                    // byte j of w holds elements 2j (high nibble) and 2j+1 (low nibble)
-                    s = fmaf(a.x, cb[(w >> 4) & 15u], s);
-                    s = fmaf(a.y, cb[w & 15u], s);
-                    s = fmaf(a.z, cb[(w >> 12) & 15u], s);
-                    s = fmaf(a.w, cb[(w >> 8) & 15u], s);
-                    s = fmaf(b2.x, cb[(w >> 20) & 15u], s);
-                    s = fmaf(b2.y, cb[(w >> 16) & 15u], s);
-                    s = fmaf(b2.z, cb[(w >> 28) & 15u], s);
-                    s = fmaf(b2.w, cb[(w >> 24) & 15u], s);
-                }
-                acc[r] = fmaf(am[u], s, acc[r]);
-            }
-        }
-    }
-#pragma unroll
-    for (int r = 0; r < GEMV_M; r++) {
-        if (r >= m) break;
-        float s = warp_sum(acc[r]);
-        if (lane == 0) {
-            float* o = out + (i64)r * N + n;
-            *o = beta == 0.f ? alpha * s : alpha * s + beta * *o;
-        }
-    }
-}
-
-// gemv4v / gemv4h (the default, HYBRID below): the 4-bit decode GEMVs. Each warp owns GV_R consecutive output rows (a block
-// of GV_THREADS threads owns GV_THREADS/32·GV_R rows; GV_R = 4, gemv4r2_m1 / gemv4r8_m1 take 2 / 8); its lanes walk K in 16-byte chunks (32
-// codes) with a stride of 32 chunks, loading the next chunk of all GV_R rows before using the
-// current one (GV_R·16 bytes in flight per lane, coalesced across the warp), and the matching 32
-// floats of x once for the GV_R rows. Per chunk s = Σ x·codebook[nibble] (float32 codebook from
-// shared memory), acc += absmax·s; the double-quant absmax is nmap[codes[blk]]·nabs[blk >> nsh] +
-// noff with nmap in shared memory and block indices by shifts (block sizes are powers of two). The
-// row sums reduce with warp shuffles. Weights are codebook·absmax in float32 (not rounded to the
-// checkpoint dtype: the bf16 bound, as gemv4f).
-// HYBRID: half of each chunk's codes are looked up with byte permutes (prmt) in bf16-rounded
-// codebook tables held in registers instead of shared-memory loads (the integer pipe instead of
-// the shared-memory pipe; those weights use the codebook rounded to bf16).
+// gemv4h: the 4-bit decode GEMV for 2 ≤ m ≤ 4 rows of x (gemv4t and gemv4s take m = 1). Each warp
+// owns GV_R = 4 consecutive output rows (a block of GV_THREADS threads owns GV_THREADS/32·GV_R
+// rows); its lanes walk K in 16-byte chunks (32 codes) with a stride of 32 chunks, loading the next
+// chunk of all GV_R rows before using the current one (GV_R·16 bytes in flight per lane, coalesced
+// across the warp), and the matching 32 floats of x once for the GV_R rows. Per chunk
+// s = Σ x·codebook[nibble], acc += absmax·s; the double-quant absmax is nmap[codes[blk]]·
+// nabs[blk >> nsh] + noff with nmap in shared memory and block indices by shifts (block sizes are
+// powers of two). The row sums reduce with warp shuffles. Half of each chunk's codes are looked up
+// in the float32 codebook in shared memory, half by byte permutes (prmt) of bf16-rounded codebook
+// tables held in registers (the integer pipe beside the shared-memory pipe); weights are
+// codebook·absmax in float32, not rounded to the checkpoint dtype (the bf16 bound). The all-shared
+// (gemv4v), deferred-absmax (gemv4d), 2/8-rows-a-warp (gemv4r2/r8) and float32 one-warp-a-row
+// (gemv4f) forms measured slower on the H100 and were removed (runtime/cuda/NOTES.md).
 #define GV_THREADS 128
 
 // prmt16: for the 4 nibbles in the low 16 bits of q (nibble k selects entry k of a 16-entry byte
@@ -286,7 +216,7 @@ __device__ __forceinline__ u32 prmt16(u32 q, u32 sel, u32 t0, u32 t1, u32 t2, u3
     return __byte_perm(lo, hi, sel);
 }
 
-template <bool HYBRID, int M, int GV_R, bool DEFER = false>
+template <bool HYBRID, int M, int GV_R>
 __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, int N, int K, float alpha, float beta,
                                             const unsigned char* packed, const float* absmax, const unsigned char* codes,
                                             const float* nabs, const float* nmap, float noff, int nsh, const float* codebook, int bsh) {
@@ -318,23 +248,16 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
     const char* cbb = (const char*)cb;
     uint4 pk[GV_R];
     float am[GV_R];
-    u32 code[GV_R]; // DEFER: the double-quant code byte, resolved through nm where it is used
     auto load = [&](int c) {
 #pragma unroll
         for (int j = 0; j < GV_R; j++) {
             int n = n0 + j;
             pk[j] = make_uint4(0u, 0u, 0u, 0u);
             am[j] = 0.f;
-            code[j] = 0u;
             if (n < N) {
                 pk[j] = __ldg((const uint4*)(packed + (i64)n * (K >> 1)) + c);
                 i64 blk = ((i64)n * K + ((i64)c << 5)) >> bsh;
-                if (DEFER) { // two independent loads, nothing waits on them here
-                    am[j] = absmax ? __ldg(absmax + blk) : __ldg(nabs + (blk >> nsh));
-                    code[j] = absmax ? 0u : (u32)__ldg(codes + blk);
-                } else {
-                    am[j] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + (blk >> nsh))), noff);
-                }
+                am[j] = absmax ? __ldg(absmax + blk) : __fadd_rn(__fmul_rn(nm[__ldg(codes + blk)], __ldg(nabs + (blk >> nsh))), noff);
             }
         }
     };
@@ -346,11 +269,9 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
 #pragma unroll
         for (int j = 0; j < GV_R; j++) {
             cur[j] = pk[j];
-            cam[j] = DEFER && !absmax ? __fadd_rn(__fmul_rn(nm[code[j]], am[j]), noff) : am[j];
+            cam[j] = am[j];
         }
-        if (DEFER)
-            load(min(c + 32, nch - 1)); // unconditional (the last pass loads a chunk it does not use): no branch to wait in
-        else if (c + 32 < nch)
+        if (c + 32 < nch)
             load(c + 32);
 #pragma unroll
         for (int r = 0; r < M; r++) {
@@ -419,21 +340,9 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
     }
 }
 
-// gemv4v: grid ceil(N / (GV_THREADS/32·GV_R)), block GV_THREADS; K % 32 == 0, block size 1 << bsh
-// ≥ 32, nested block size 1 << nsh, packed and x 16-byte aligned, m ≤ GEMV_M. gemv4v_m1 is the
-// same for m == 1 (decode at batch 1), compiled apart so that its register count is not the m ≤ 4
-// version's.
-extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v(float* out, const float* x, int m, int N, int K, float alpha, float beta,
-        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nsh, const float* codebook, int bsh) {
-    gemv4v_body<false, GEMV_M, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
-}
-extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4v_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
-        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nsh, const float* codebook, int bsh) {
-    gemv4v_body<false, 1, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
-}
-// gemv4h: gemv4v with half of the lookups through byte permutes of a bf16-rounded codebook.
+// gemv4h: grid ceil(N / (GV_THREADS/32·GV_R)), block GV_THREADS; K % 32 == 0, block size 1 << bsh
+// ≥ 32, nested block size 1 << nsh, packed and x 16-byte aligned, m ≤ GEMV_M. gemv4h_m1 is the
+// same for m == 1, compiled apart so that its register count is not the m ≤ 4 version's.
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
         int nsh, const float* codebook, int bsh) {
@@ -445,33 +354,6 @@ extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, c
     gemv4v_body<true, 1, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 
-// gemv4d / gemv4d_m1: gemv4h whose prefetch only issues loads (the double-quant code byte and
-// the nested absmax are resolved when the chunk is used, and the next chunk is loaded without a
-// branch), so no pass waits a memory latency before computing. Written after this round's last
-// GPU call (FINLORA_QUANT_GEMV=deferred): not yet measured.
-extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4d(float* out, const float* x, int m, int N, int K, float alpha, float beta,
-        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nsh, const float* codebook, int bsh) {
-    gemv4v_body<true, GEMV_M, 4, true>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
-}
-extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4d_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
-        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nsh, const float* codebook, int bsh) {
-    gemv4v_body<true, 1, 4, true>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
-}
-// gemv4r2_m1: gemv4v_m1 with 2 rows a warp (8 a block).
-extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4r2_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
-        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nsh, const float* codebook, int bsh) {
-    gemv4v_body<false, 1, 2>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
-}
-// gemv4r8_m1: gemv4v_m1 with 8 rows a warp (32 a block).
-extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4r8_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
-        const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
-        int nsh, const float* codebook, int bsh) {
-    gemv4v_body<false, 1, 8>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
-}
-
 // gemv4s: the 4-bit decode GEMV at m = 1 (batch 1), out[n] = alpha·Σ_k x[k]·W[n, k] + beta·out[n].
 // A block of GS_THREADS threads owns R consecutive output rows; the 16-byte chunks (32 codes) of
 // each row are dealt to the block's threads round robin (thread t: chunks t, t + GS_THREADS, ...),
@@ -481,7 +363,7 @@ extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4r8_m1(float* out, 
 // (gemv4v: 0.13-0.72 TB/s, latency bound). x (F32) is read through L1, 32 floats a chunk, shared
 // by the R rows. Half of the lookups use byte permutes of a bf16 codebook in registers, half the
 // float32 codebook in shared memory (gemv4h's split of the two pipes); weights are codebook·absmax
-// (not rounded to the checkpoint dtype: the bf16 bound, as gemv4f/gemv4h). The R row sums reduce
+// (not rounded to the checkpoint dtype: the bf16 bound, as gemv4h). The R row sums reduce
 // by warp shuffles, then across the block's warps in shared memory.
 // Grid ceil(N / R), block GS_THREADS; K % 32 == 0, block size 1 << bsh ≥ 32, nested block size
 // 1 << nsh, packed and x 16-byte aligned.
