@@ -55,8 +55,8 @@ func runBench(args []string) error {
 	profile := fs.Bool("profile", false, "after the timed runs, profile one more step per setting (device time per kernel)")
 	quantF := fs.String("quant", "", "hold the decoder's linear layers quantized (QLoRA): nf4, fp4 or int8 (default: bf16)")
 	decode := fs.Int("decode", 0, "also time greedy decoding of this many tokens at batch 1 (0: skip; -steps 0 skips training)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	mk, ok := benchPresets[*preset]
 	if !ok {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,11 +50,8 @@ func runDemo(args []string) error {
 	dataDir := fs.String("data", "", "folder with fpb.jsonl (default: "+demoDataRel+" of the repository, found from the working directory)")
 	lr := fs.Float64("lr", 0, "learning rate (default 1e-2 on the tiny model, 1e-3 on a pretrained one)")
 	seed := fs.Uint64("seed", 42, "seed of the split, the adapter init and the shuffling")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())

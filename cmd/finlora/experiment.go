@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -42,11 +41,8 @@ func runExperiment(args []string) error {
 	fs.IntVar(&o.MaxLength, "max-length", 256, "training rows truncated to this many tokens")
 	fs.Uint64Var(&o.Seed, "seed", 42, "seed of the split, adapter init, shuffling and dropout")
 	out := fs.String("out", "", "directory for the adapters and results.md (default: none saved)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())

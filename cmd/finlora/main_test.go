@@ -9,7 +9,7 @@ import (
 // -h on a subcommand is a request for its flags, not a usage error: run returns flag.ErrHelp (main
 // exits 0); a bad flag is errUsage (exit 2).
 func TestSubcommandHelpAndBadFlag(t *testing.T) {
-	for _, name := range []string{"tokenize", "logits", "generate", "quantize", "gguf", "eval", "install-kernel", "kernel", "doctor"} {
+	for _, name := range []string{"tokenize", "logits", "generate", "quantize", "gguf", "eval", "install-kernel", "kernel", "doctor", "train", "demo", "bench", "experiment"} {
 		c, ok := commands[name]
 		if !ok {
 			t.Errorf("%s: not registered", name)

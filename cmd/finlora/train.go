@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -58,11 +57,8 @@ func runTrain(args []string) error {
 	recompute := fs.Bool("grad-checkpointing", false, "recompute each layer's activations in the backward (less memory)")
 	maxLen := fs.Int("max-length", 0, "truncate tokenized prompt rows to this many tokens (0: no limit)")
 	quant := quantFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
