@@ -141,6 +141,19 @@ func boolInt(v bool) int {
 	return 0
 }
 
+// ropeTables returns the device addresses of Rope's tables cos, sin (F32) and positions pos (I32)
+// for op, or the error naming the one that is not on this device or of the wrong dtype.
+func (b *Backend) ropeTables(op string, pos, cos, sin *tensor.Tensor) (cp, sp, pp uintptr, err error) {
+	if cp, err = b.f32(op, "cos", cos); err != nil {
+		return
+	}
+	if sp, err = b.f32(op, "sin", sin); err != nil {
+		return
+	}
+	pp, err = b.check(op, "pos", pos, tensor.I32)
+	return
+}
+
 // Rope rotates x [B, T, H, D] in place at positions pos I32 [B, T] with tables cos, sin [P, D/2].
 // A position outside [0, P) is an ErrShape error (found on the device; rows with valid positions
 // may already be rotated when it is reported).
@@ -151,15 +164,7 @@ func (b *Backend) Rope(x, pos, cos, sin *tensor.Tensor) error {
 	if err != nil {
 		return err
 	}
-	cp, err := b.f32(op, "cos", cos)
-	if err != nil {
-		return err
-	}
-	sp, err := b.f32(op, "sin", sin)
-	if err != nil {
-		return err
-	}
-	pp, err := b.check(op, "pos", pos, tensor.I32)
+	cp, sp, pp, err := b.ropeTables(op, pos, cos, sin)
 	if err != nil {
 		return err
 	}

@@ -28,15 +28,7 @@ func (b *Backend) RopeQKCache(q, k, v, pos, cos, sin, ck, cv *tensor.Tensor, sta
 		}
 	}
 	qp, kp, vp, ckp, cvp := ptr[0], ptr[1], ptr[2], ptr[3], ptr[4]
-	cp, err := b.f32(op, "cos", cos)
-	if err != nil {
-		return err
-	}
-	sp, err := b.f32(op, "sin", sin)
-	if err != nil {
-		return err
-	}
-	pp, err := b.check(op, "pos", pos, tensor.I32)
+	cp, sp, pp, err := b.ropeTables(op, pos, cos, sin)
 	if err != nil {
 		return err
 	}

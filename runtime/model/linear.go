@@ -147,17 +147,7 @@ func (l *Linear) forwardAdd(b tensor.Backend, x, out, tmp *tensor.Tensor) error 
 	if err != nil {
 		return fmt.Errorf("%s (accumulating): %w", l.Name, err)
 	}
-	if l.Bias != nil {
-		if err := b.AddBias(out, l.Bias); err != nil {
-			return fmt.Errorf("%s bias: %w", l.Name, err)
-		}
-	}
-	if l.Adapter != nil {
-		if err := l.Adapter.Forward(b, x, out); err != nil {
-			return fmt.Errorf("%s adapter: %w", l.Name, err)
-		}
-	}
-	return nil
+	return l.afterProduct(b, x, out)
 }
 
 // Bytes is the storage size of the weight and bias (not of the adapter).

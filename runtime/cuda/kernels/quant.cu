@@ -216,7 +216,53 @@ __device__ __forceinline__ u32 prmt16(u32 q, u32 sel, u32 t0, u32 t1, u32 t2, u3
     return __byte_perm(lo, hi, sel);
 }
 
-template <bool HYBRID, int M, int GV_R>
+// chunk_dot_hybrid: Σ x·codebook[code] over one 16-byte chunk (32 codes; byte b of a word: high
+// nibble = element 2b, low nibble = element 2b+1) and its 32 floats of x (xs: 8 float4). Words 0
+// and 2 look their codes up in the float32 codebook in shared memory (cbb: its bytes), words 1 and
+// 3 by byte permutes of the bf16-rounded codebook tables hiT/loT (high and low bytes) in registers.
+__device__ __forceinline__ float chunk_dot_hybrid(uint4 pk, const float4* xs, const char* cbb, u32 hiT0, u32 hiT1, u32 hiT2,
+                                                  u32 hiT3, u32 loT0, u32 loT1, u32 loT2, u32 loT3) {
+    u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        u32 w = words[i];
+        float4 a = xs[2 * i], b2 = xs[2 * i + 1];
+        if (i & 1) {
+            // byte b of w: high nibble = element 2b, low nibble = element 2b+1
+            u32 sel = 0x32103210u | ((w & 0x88888888u) >> 1);
+            u32 w16 = w >> 16, s16 = sel >> 16;
+            u32 hA = prmt16(w, sel, hiT0, hiT1, hiT2, hiT3);
+            u32 lA = prmt16(w, sel, loT0, loT1, loT2, loT3);
+            u32 hB = prmt16(w16, s16, hiT0, hiT1, hiT2, hiT3);
+            u32 lB = prmt16(w16, s16, loT0, loT1, loT2, loT3);
+            u32 p01 = __byte_perm(lA, hA, 0x5140), p23 = __byte_perm(lA, hA, 0x7362);
+            u32 p45 = __byte_perm(lB, hB, 0x5140), p67 = __byte_perm(lB, hB, 0x7362);
+            s = fmaf(a.x, __uint_as_float(p01 & 0xffff0000u), s);
+            s = fmaf(a.y, __uint_as_float(p01 << 16), s);
+            s = fmaf(a.z, __uint_as_float(p23 & 0xffff0000u), s);
+            s = fmaf(a.w, __uint_as_float(p23 << 16), s);
+            s = fmaf(b2.x, __uint_as_float(p45 & 0xffff0000u), s);
+            s = fmaf(b2.y, __uint_as_float(p45 << 16), s);
+            s = fmaf(b2.z, __uint_as_float(p67 & 0xffff0000u), s);
+            s = fmaf(b2.w, __uint_as_float(p67 << 16), s);
+        } else {
+#define CB(sh) (*(const float*)(cbb + ((sh) >= 0 ? ((w >> (sh)) & 60u) : ((w << 2) & 60u))))
+            s = fmaf(a.x, CB(2), s);
+            s = fmaf(a.y, CB(-2), s);
+            s = fmaf(a.z, CB(10), s);
+            s = fmaf(a.w, CB(6), s);
+            s = fmaf(b2.x, CB(18), s);
+            s = fmaf(b2.y, CB(14), s);
+            s = fmaf(b2.z, CB(26), s);
+            s = fmaf(b2.w, CB(22), s);
+#undef CB
+        }
+    }
+    return s;
+}
+
+template <int M, int GV_R>
 __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, int N, int K, float alpha, float beta,
                                             const unsigned char* packed, const float* absmax, const unsigned char* codes,
                                             const float* nabs, const float* nmap, float noff, int nsh, const float* codebook, int bsh) {
@@ -228,13 +274,11 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
         for (int i = tid; i < 256; i += GV_THREADS) nm[i] = nmap[i];
     // bf16 codebook byte tables for the prmt path: hiT = high bytes, loT = low bytes, 4 per word
     u32 hiT[4] = {0u, 0u, 0u, 0u}, loT[4] = {0u, 0u, 0u, 0u};
-    if (HYBRID) {
 #pragma unroll
-        for (int i = 0; i < 16; i++) {
-            u32 h = f32_to_bf16(codebook[i]);
-            hiT[i >> 2] |= ((h >> 8) & 255u) << (8 * (i & 3));
-            loT[i >> 2] |= (h & 255u) << (8 * (i & 3));
-        }
+    for (int i = 0; i < 16; i++) {
+        u32 h = f32_to_bf16(codebook[i]);
+        hiT[i >> 2] |= ((h >> 8) & 255u) << (8 * (i & 3));
+        loT[i >> 2] |= (h & 255u) << (8 * (i & 3));
     }
     __syncthreads();
     int n0 = (blockIdx.x * (GV_THREADS / 32) + warp) * GV_R;
@@ -282,45 +326,7 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
             for (int i = 0; i < 8; i++) xs[i] = __ldg(xv + i);
 #pragma unroll
             for (int j = 0; j < GV_R; j++) {
-                u32 words[4] = {cur[j].x, cur[j].y, cur[j].z, cur[j].w};
-                float s = 0.f;
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    u32 w = words[i];
-                    float4 a = xs[2 * i], b2 = xs[2 * i + 1];
-                    if (HYBRID && (i & 1)) {
-                        // byte b of w: high nibble = element 2b, low nibble = element 2b+1
-                        u32 sel = 0x32103210u | ((w & 0x88888888u) >> 1);
-                        u32 w16 = w >> 16, s16 = sel >> 16;
-                        u32 hA = prmt16(w, sel, hiT[0], hiT[1], hiT[2], hiT[3]);
-                        u32 lA = prmt16(w, sel, loT[0], loT[1], loT[2], loT[3]);
-                        u32 hB = prmt16(w16, s16, hiT[0], hiT[1], hiT[2], hiT[3]);
-                        u32 lB = prmt16(w16, s16, loT[0], loT[1], loT[2], loT[3]);
-                        // byte k of hA/lA is nibble k of w: nibble 0 = element 1, 1 = element 0, 2 = 3, 3 = 2
-                        u32 p01 = __byte_perm(lA, hA, 0x5140), p23 = __byte_perm(lA, hA, 0x7362);
-                        u32 p45 = __byte_perm(lB, hB, 0x5140), p67 = __byte_perm(lB, hB, 0x7362);
-                        s = fmaf(a.x, __uint_as_float(p01 & 0xffff0000u), s);
-                        s = fmaf(a.y, __uint_as_float(p01 << 16), s);
-                        s = fmaf(a.z, __uint_as_float(p23 & 0xffff0000u), s);
-                        s = fmaf(a.w, __uint_as_float(p23 << 16), s);
-                        s = fmaf(b2.x, __uint_as_float(p45 & 0xffff0000u), s);
-                        s = fmaf(b2.y, __uint_as_float(p45 << 16), s);
-                        s = fmaf(b2.z, __uint_as_float(p67 & 0xffff0000u), s);
-                        s = fmaf(b2.w, __uint_as_float(p67 << 16), s);
-                    } else {
-                        // shared-memory lookups with the byte offset (nibble·4) extracted directly
-#define CB(sh) (*(const float*)(cbb + ((sh) >= 0 ? ((w >> (sh)) & 60u) : ((w << 2) & 60u))))
-                        s = fmaf(a.x, CB(2), s);
-                        s = fmaf(a.y, CB(-2), s);
-                        s = fmaf(a.z, CB(10), s);
-                        s = fmaf(a.w, CB(6), s);
-                        s = fmaf(b2.x, CB(18), s);
-                        s = fmaf(b2.y, CB(14), s);
-                        s = fmaf(b2.z, CB(26), s);
-                        s = fmaf(b2.w, CB(22), s);
-#undef CB
-                    }
-                }
+                float s = chunk_dot_hybrid(cur[j], xs, cbb, hiT[0], hiT[1], hiT[2], hiT[3], loT[0], loT[1], loT[2], loT[3]);
                 acc[r][j] = fmaf(cam[j], s, acc[r][j]);
             }
         }
@@ -346,12 +352,12 @@ __device__ __forceinline__ void gemv4v_body(float* out, const float* x, int m, i
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
         int nsh, const float* codebook, int bsh) {
-    gemv4v_body<true, GEMV_M, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+    gemv4v_body<GEMV_M, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, const float* x, int m, int N, int K, float alpha, float beta,
         const unsigned char* packed, const float* absmax, const unsigned char* codes, const float* nabs, const float* nmap, float noff,
         int nsh, const float* codebook, int bsh) {
-    gemv4v_body<true, 1, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
+    gemv4v_body<1, 4>(out, x, m, N, K, alpha, beta, packed, absmax, codes, nabs, nmap, noff, nsh, codebook, bsh);
 }
 
 // gemv4s: the 4-bit decode GEMV at m = 1 (batch 1), out[n] = alpha·Σ_k x[k]·W[n, k] + beta·out[n].
@@ -368,48 +374,6 @@ extern "C" __global__ __launch_bounds__(GV_THREADS) void gemv4h_m1(float* out, c
 // Grid ceil(N / R), block GS_THREADS; K % 32 == 0, block size 1 << bsh ≥ 32, nested block size
 // 1 << nsh, packed and x 16-byte aligned.
 #define GS_THREADS 128
-
-__device__ __forceinline__ float chunk_dot_hybrid(uint4 pk, const float4* xs, const char* cbb, u32 hiT0, u32 hiT1, u32 hiT2,
-                                                  u32 hiT3, u32 loT0, u32 loT1, u32 loT2, u32 loT3) {
-    u32 words[4] = {pk.x, pk.y, pk.z, pk.w};
-    float s = 0.f;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        u32 w = words[i];
-        float4 a = xs[2 * i], b2 = xs[2 * i + 1];
-        if (i & 1) {
-            // byte b of w: high nibble = element 2b, low nibble = element 2b+1
-            u32 sel = 0x32103210u | ((w & 0x88888888u) >> 1);
-            u32 w16 = w >> 16, s16 = sel >> 16;
-            u32 hA = prmt16(w, sel, hiT0, hiT1, hiT2, hiT3);
-            u32 lA = prmt16(w, sel, loT0, loT1, loT2, loT3);
-            u32 hB = prmt16(w16, s16, hiT0, hiT1, hiT2, hiT3);
-            u32 lB = prmt16(w16, s16, loT0, loT1, loT2, loT3);
-            u32 p01 = __byte_perm(lA, hA, 0x5140), p23 = __byte_perm(lA, hA, 0x7362);
-            u32 p45 = __byte_perm(lB, hB, 0x5140), p67 = __byte_perm(lB, hB, 0x7362);
-            s = fmaf(a.x, __uint_as_float(p01 & 0xffff0000u), s);
-            s = fmaf(a.y, __uint_as_float(p01 << 16), s);
-            s = fmaf(a.z, __uint_as_float(p23 & 0xffff0000u), s);
-            s = fmaf(a.w, __uint_as_float(p23 << 16), s);
-            s = fmaf(b2.x, __uint_as_float(p45 & 0xffff0000u), s);
-            s = fmaf(b2.y, __uint_as_float(p45 << 16), s);
-            s = fmaf(b2.z, __uint_as_float(p67 & 0xffff0000u), s);
-            s = fmaf(b2.w, __uint_as_float(p67 << 16), s);
-        } else {
-#define CB(sh) (*(const float*)(cbb + ((sh) >= 0 ? ((w >> (sh)) & 60u) : ((w << 2) & 60u))))
-            s = fmaf(a.x, CB(2), s);
-            s = fmaf(a.y, CB(-2), s);
-            s = fmaf(a.z, CB(10), s);
-            s = fmaf(a.w, CB(6), s);
-            s = fmaf(b2.x, CB(18), s);
-            s = fmaf(b2.y, CB(14), s);
-            s = fmaf(b2.z, CB(26), s);
-            s = fmaf(b2.w, CB(22), s);
-#undef CB
-        }
-    }
-    return s;
-}
 
 template <int R, int U>
 __device__ __forceinline__ void gemv4s_body(float* out, const float* x, int N, int K, float alpha, float beta,
