@@ -80,6 +80,85 @@ func (b *Backend) SwiGLU(out, gate, up *tensor.Tensor) error {
 	return b.launch1("swiglu", out.Numel(), o, g, u, int64(out.Numel()))
 }
 
+// f32Same checks that ts are live F32 tensors of the same element count and returns their device
+// addresses; errors name op and the tensor (names[i] for ts[i]).
+func (b *Backend) f32Same(op string, names []string, ts ...*tensor.Tensor) ([]uintptr, error) {
+	ps := make([]uintptr, len(ts))
+	for i, t := range ts {
+		p, err := b.f32(op, names[i], t)
+		if err != nil {
+			return nil, err
+		}
+		ps[i] = p
+		if t.Numel() != ts[0].Numel() {
+			return nil, fmt.Errorf("cuda: %s: %s %v has %d elements, %s %v has %d: %w", op, names[i], t, t.Numel(), names[0], ts[0], ts[0].Numel(), tensor.ErrShape)
+		}
+	}
+	return ps, nil
+}
+
+// GeGLU sets out = gelu_tanh(gate) ⊙ up (Gemma's MLP activation; transformers'
+// gelu_pytorch_tanh: gelu_tanh(x) = 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))), in float32).
+// out, gate and up are F32 with the same element count (any shapes, e.g. [T, I]); out may be gate
+// or up. With FuseConvert it also keeps out's bf16 copy for the next Gemm, as SwiGLU does.
+// Implements runtime/train.GeGLUBackend with GeGLUBackward.
+func (b *Backend) GeGLU(out, gate, up *tensor.Tensor) error {
+	defer b.lock()()
+	ps, err := b.f32Same("geglu", []string{"out", "gate", "up"}, out, gate, up)
+	if err != nil {
+		return err
+	}
+	o, g, u, n := ps[0], ps[1], ps[2], out.Numel()
+	if sh := b.shadowBF16(n); sh != nil { // the bf16 copy for the down projection (conv.go)
+		if err := b.launch1("geglu_b", n, o, sh.Ptr, g, u, int64(n)); err != nil {
+			b.dev.Alloc.Put(sh)
+			return fmt.Errorf("cuda: geglu: %w", err)
+		}
+		b.keepShadow(o, out.Bytes(), sh)
+		return nil
+	}
+	if err := b.launch1("geglu", n, o, g, u, int64(n)); err != nil {
+		return fmt.Errorf("cuda: geglu: %w", err)
+	}
+	return nil
+}
+
+// GeGLUBackward sets dgate = dy ⊙ up ⊙ gelu_tanh'(gate) and dup = dy ⊙ gelu_tanh(gate), the
+// gradients of out = GeGLU(gate, up) given dy. All five are F32 with the same element count;
+// dgate may be gate and dup may be up (dgate and dup must differ). With FuseConvert it also keeps
+// bf16 copies of dgate and dup for the gate and up input-gradient products, as SwiGLUBackward does.
+func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) error {
+	defer b.lock()()
+	const op = "geglu backward"
+	ps, err := b.f32Same(op, []string{"dgate", "dup", "dy", "gate", "up"}, dgate, dup, dy, gate, up)
+	if err != nil {
+		return err
+	}
+	dg, du, yp, gp, up0, n := ps[0], ps[1], ps[2], ps[3], ps[4], dgate.Numel()
+	if dg == du && n > 0 {
+		return fmt.Errorf("cuda: %s: dgate and dup are the same tensor %v: %w", op, dgate, tensor.ErrShape)
+	}
+	if sg := b.shadowBF16(n); sg != nil { // bf16 copies for the gate/up input gradients (conv.go)
+		su := b.shadowBF16(n)
+		if su == nil {
+			b.dev.Alloc.Put(sg)
+		} else {
+			if err := b.launch1("geglu_bwd_b", n, dg, du, sg.Ptr, su.Ptr, yp, gp, up0, int64(n)); err != nil {
+				b.dev.Alloc.Put(sg)
+				b.dev.Alloc.Put(su)
+				return fmt.Errorf("cuda: %s: %w", op, err)
+			}
+			b.keepShadow(du, dup.Bytes(), su)
+			b.keepShadow(dg, dgate.Bytes(), sg) // newest: gate_proj's product reads it first
+			return nil
+		}
+	}
+	if err := b.launch1("geglu_bwd", n, dg, du, yp, gp, up0, int64(n)); err != nil {
+		return fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	return nil
+}
+
 // AddBias adds bias [N] to every row of x [.., N].
 func (b *Backend) AddBias(x, bias *tensor.Tensor) error {
 	defer b.lock()()

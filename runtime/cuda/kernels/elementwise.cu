@@ -85,6 +85,60 @@ extern "C" __global__ void swiglu_bwd_b(float* dgate, float* dup, u16* dgb, u16*
     }
 }
 
+// geglu: out = gelu_tanh(gate)·up (Gemma's MLP activation), with transformers' gelu_pytorch_tanh
+// gelu_tanh(g) = 0.5·g·(1 + tanh(sqrt(2/π)·(g + 0.044715·g³))) in float32 as PyTorch's CUDA kernel
+// computes it (the host path, runtime/train.GeGLU, rounds the float64 value). Outputs may alias
+// inputs element for element (each element is read before it is written).
+#define GELU_C 0.7978845608028654f
+#define GELU_K 0.044715f
+__device__ __forceinline__ float gelu_tanh_t(float g) { return tanhf(GELU_C * (g + GELU_K * g * g * g)); }
+__device__ __forceinline__ float gelu_tanh_mul(float g, float u) { return 0.5f * g * (1.f + gelu_tanh_t(g)) * u; }
+
+// geglu_grad: dgate and dup of one element: with t = tanh(sqrt(2/π)·(g + 0.044715·g³)),
+// gelu' = 0.5·(1 + t) + 0.5·g·(1 − t²)·sqrt(2/π)·(1 + 3·0.044715·g²); dgate = dy·up·gelu', dup = dy·gelu.
+__device__ __forceinline__ void geglu_grad(float y, float g, float u, float& dg, float& du) {
+    float t = gelu_tanh_t(g);
+    float d = 0.5f * (1.f + t) + 0.5f * g * (1.f - t * t) * GELU_C * (1.f + 3.f * GELU_K * g * g);
+    dg = y * u * d;
+    du = y * (0.5f * g * (1.f + t));
+}
+
+extern "C" __global__ void geglu(float* out, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) out[i] = gelu_tanh_mul(gate[i], up[i]);
+}
+
+// geglu_bwd: dgate = dy·up·gelu_tanh'(gate), dup = dy·gelu_tanh(gate) (geglu_grad).
+extern "C" __global__ void geglu_bwd(float* dgate, float* dup, const float* dy, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) {
+        float a, b;
+        geglu_grad(dy[i], gate[i], up[i], a, b);
+        dgate[i] = a;
+        dup[i] = b;
+    }
+}
+
+// geglu_b / geglu_bwd_b: geglu / geglu_bwd that also write the outputs rounded to bf16 (ob; dgb,
+// dub) for the next bf16 Gemm, as swiglu_b / swiglu_bwd_b. The float32 outputs are the same bits as
+// the plain kernels'.
+extern "C" __global__ void geglu_b(float* out, u16* ob, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) {
+        float o = gelu_tanh_mul(gate[i], up[i]);
+        out[i] = o;
+        ob[i] = f32_to_bf16(o);
+    }
+}
+
+extern "C" __global__ void geglu_bwd_b(float* dgate, float* dup, u16* dgb, u16* dub, const float* dy, const float* gate, const float* up, i64 n) {
+    FOR_EACH(i, n) {
+        float a, b;
+        geglu_grad(dy[i], gate[i], up[i], a, b);
+        dgate[i] = a;
+        dup[i] = b;
+        dgb[i] = f32_to_bf16(a);
+        dub[i] = f32_to_bf16(b);
+    }
+}
+
 // add_v, swiglu_bv, swiglu_bwd_bv: add, swiglu_b and swiglu_bwd_b 4 elements a thread with 16-byte
 // float accesses and 8-byte bf16 stores (every pointer 16-byte aligned, the bf16 ones 8-byte; the
 // caller checks), the last n % 4 by the thread after the last whole group. The same arithmetic, so
