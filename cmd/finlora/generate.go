@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/finlora/finlora/runtime/generate"
@@ -59,22 +58,10 @@ func runGenerate(args []string) error {
 			return err
 		}
 		tok = model.ByteTokenizer{}
-	} else if strings.HasSuffix(strings.ToLower(*dir), ".gguf") {
-		if tok, err = tokenizer.LoadGGUF(*dir); err != nil {
-			return err
-		}
-		if *quant != "" {
-			return fmt.Errorf("%w: --quant applies to Hugging Face directories, not GGUF files", errUsage)
-		}
-		if m, err = model.LoadGGUF(ctx, *dir, opts); err != nil {
-			return err
-		}
 	} else {
-		bpe, err := modelTokenizer("generate", *dir)
-		if err != nil {
+		if tok, err = modelTokenizer("generate", *dir); err != nil {
 			return err
 		}
-		tok = bpe
 		if m, err = loadModel(ctx, *dir, opts, *quant); err != nil {
 			return err
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 
+	"github.com/finlora/finlora/runtime/gguf"
 	"github.com/finlora/finlora/runtime/model"
 	"github.com/finlora/finlora/runtime/qmodel"
 )
@@ -15,20 +17,49 @@ func quantFlag(fs *flag.FlagSet) *string {
 }
 
 // loadModel loads the Hugging Face directory dir (float or transformers/bitsandbytes checkpoint)
-// through runtime/qmodel: with quant "" as stored, else with the linear layers quantized to it.
-// opts gives the backend and the dtype of the dense weights.
+// or a Llama-family .gguf file through runtime/qmodel: with quant "" as stored (GGUF blocks
+// dequantized to opts.DType), else with the linear layers quantized to it on load, one layer at a
+// time. opts gives the backend and the dtype of the dense weights.
 func loadModel(ctx context.Context, dir string, opts model.LoadOptions, quant string) (*model.Model, error) {
 	p, err := qmodel.ParsePrecision(quant)
 	if err != nil || (p != qmodel.AsStored && !p.Quantized()) {
 		return nil, fmt.Errorf("%w: --quant %q: want nf4, fp4 or int8 (float dtypes go to --dtype)", errUsage, quant)
 	}
-	return qmodel.Load(ctx, dir, qmodel.Options{Backend: opts.Backend, Precision: p, DType: opts.DType})
+	qo := qmodel.Options{Backend: opts.Backend, Precision: p, DType: opts.DType}
+	if !isGGUF(dir) {
+		return qmodel.Load(ctx, dir, qo)
+	}
+	f, err := gguf.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	defer f.Close()
+	if arch, _ := f.Metadata().Arch(); arch == "gemma3" {
+		return nil, fmt.Errorf("%w: %s is a Gemma 3 model: it runs through `finlora experiment` and `finlora demo --model`, not this command (the Llama family only)", errUsage, dir)
+	}
+	cfg, err := model.ConfigFromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	src, err := model.NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	m, err := qmodel.FromSource(ctx, cfg, src, qo)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	m.Source = dir
+	return m, nil
 }
+
+// isGGUF reports whether path names a .gguf file (else a model directory).
+func isGGUF(path string) bool { return strings.HasSuffix(strings.ToLower(path), ".gguf") }
 
 // needModelForQuant rejects --quant without --model (the embedded tiny model is float only).
 func needModelForQuant(dir, quant string) error {
 	if quant != "" && dir == "" {
-		return fmt.Errorf("%w: --quant needs --model DIR", errUsage)
+		return fmt.Errorf("%w: --quant needs --model DIR or FILE.gguf", errUsage)
 	}
 	return nil
 }

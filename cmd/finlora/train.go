@@ -13,7 +13,6 @@ import (
 	"github.com/finlora/finlora/lora"
 	"github.com/finlora/finlora/runtime/data"
 	"github.com/finlora/finlora/runtime/model"
-	"github.com/finlora/finlora/runtime/tokenizer"
 	"github.com/finlora/finlora/runtime/train"
 )
 
@@ -100,13 +99,13 @@ func runTrain(args []string) error {
 		if m, err = loadModel(ctx, *dir, model.LoadOptions{}, *quant); err != nil {
 			return err
 		}
-		if _, statErr := os.Stat(filepath.Join(*dir, "tokenizer.json")); statErr == nil {
-			bpe, err := tokenizer.LoadDir(*dir)
+		if _, statErr := os.Stat(filepath.Join(*dir, "tokenizer.json")); statErr == nil || isGGUF(*dir) {
+			t, err := modelTokenizer("train", *dir)
 			if err != nil {
 				m.Free()
 				return err
 			}
-			tok = bpe
+			tok = t
 		}
 	}
 	defer m.Free()

@@ -228,6 +228,11 @@ var torchDType = map[st.DType]string{st.F32: "float32", st.BF16: "bfloat16", st.
 // select it, as transformers would not quantize it). Only this layer is ever held in float32.
 func quantizeOnLoad(b tensor.Backend, src st.Source, c quant.Config, name string, in, out int) (model.PackedWeight, error) {
 	info, ok := src.Info(name)
+	if ok && torchDType[info.DType] == "" {
+		// GGML blocks of a GGUF file (model.GGUFSource): Float32 dequantizes them, so they quantize
+		// as a float32 checkpoint would
+		info.DType = st.F32
+	}
 	if !ok || !c.ShouldQuantize(info) {
 		return nil, nil
 	}
