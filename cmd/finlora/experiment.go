@@ -26,6 +26,7 @@ func runExperiment(args []string) error {
 	fs.StringVar(&o.Model, "model", "", "model: .gguf file or model directory (default: the installed Gemma 3 270M)")
 	fs.StringVar(&o.Device, "device", "", "backend: cpu, cuda, cuda:N (default: $FINLORA_DEVICE, the GPU if any, else the CPU)")
 	fs.StringVar(&o.DType, "dtype", "bf16", "dense weight dtype: bf16, f16 or f32")
+	fs.StringVar(&o.Quant, "quant", "", "hold the base's projections quantized (QLoRA): nf4, fp4 or int8, quantized on load (default: dense)")
 	fs.StringVar(&o.DataDir, "data", "", "FinLoRA test folder (default: $FINLORA_DATA_DIR, else ../shared/data/finlora/test found upwards)")
 	tasks := fs.String("tasks", strings.Join(experiment.DefaultTasks, ","), "tasks to evaluate")
 	ranks := fs.String("ranks", "4,8", "LoRA ranks, one adapter each")

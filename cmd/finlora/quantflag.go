@@ -33,24 +33,12 @@ func loadModel(ctx context.Context, dir string, opts model.LoadOptions, quant st
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
-	defer f.Close()
-	if arch, _ := f.Metadata().Arch(); arch == "gemma3" {
-		return nil, fmt.Errorf("%w: %s is a Gemma 3 model: it runs through `finlora experiment` and `finlora demo --model`, not this command (the Llama family only)", errUsage, dir)
+	arch, _ := f.Metadata().Arch()
+	f.Close()
+	if arch == "gemma3" {
+		return nil, fmt.Errorf("%w: %s is a Gemma 3 model: it runs through `finlora experiment` (with --quant) and `finlora demo --model`, not this command (the Llama family only)", errUsage, dir)
 	}
-	cfg, err := model.ConfigFromGGUF(f)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	src, err := model.NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	m, err := qmodel.FromSource(ctx, cfg, src, qo)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	m.Source = dir
-	return m, nil
+	return qmodel.LoadGGUF(ctx, dir, qo)
 }
 
 // isGGUF reports whether path names a .gguf file (else a model directory).

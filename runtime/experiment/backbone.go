@@ -10,6 +10,7 @@ import (
 	"github.com/finlora/finlora/runtime/eval"
 	"github.com/finlora/finlora/runtime/gguf"
 	"github.com/finlora/finlora/runtime/model"
+	"github.com/finlora/finlora/runtime/qmodel"
 	"github.com/finlora/finlora/runtime/tensor"
 	"github.com/finlora/finlora/runtime/tokenizer"
 	"github.com/finlora/finlora/runtime/train"
@@ -26,6 +27,7 @@ type Backbone struct {
 	Tokenizer tokenizer.Tokenizer
 	Backend   tensor.Backend
 	DType     tensor.DType // weight dtype after loading (quantized GGUF weights are dequantized to it)
+	Quant     string       // "nf4", "fp4" or "int8": the projections are held quantized (QLoRA); "": dense
 	Params    int64        // parameters (tied head once)
 	LoadTime  time.Duration
 }
@@ -33,6 +35,13 @@ type Backbone struct {
 // LoadBackbone loads path (a .gguf file or a model directory) on backend b (nil: tensor.Default())
 // with dense weights of dtype dt (F32 when Invalid; BF16 halves the memory).
 func LoadBackbone(ctx context.Context, path string, b tensor.Backend, dt tensor.DType) (*Backbone, error) {
+	return LoadBackboneQuant(ctx, path, b, dt, "")
+}
+
+// LoadBackboneQuant is LoadBackbone with the decoder's projections held quantized when quant is
+// "nf4", "fp4" or "int8" (QLoRA's frozen base: quantized on load one layer at a time through
+// runtime/qmodel, from the dequantized GGML blocks of a GGUF file); "" keeps them dense.
+func LoadBackboneQuant(ctx context.Context, path string, b tensor.Backend, dt tensor.DType, quant string) (*Backbone, error) {
 	start := time.Now()
 	if b == nil {
 		var err error
@@ -43,8 +52,12 @@ func LoadBackbone(ctx context.Context, path string, b tensor.Backend, dt tensor.
 	if dt == tensor.Invalid {
 		dt = tensor.F32
 	}
-	bb := &Backbone{Path: path, Backend: b, DType: dt}
-	opts := model.LoadOptions{Backend: b, DType: dt}
+	p, err := qmodel.ParsePrecision(quant)
+	if err != nil || (p != qmodel.AsStored && !p.Quantized()) {
+		return nil, fmt.Errorf("experiment: quant %q: want nf4, fp4, int8 or none", quant)
+	}
+	bb := &Backbone{Path: path, Backend: b, DType: dt, Quant: quant}
+	qo := qmodel.Options{Backend: b, Precision: p, DType: dt}
 	if strings.HasSuffix(strings.ToLower(path), ".gguf") {
 		f, err := gguf.Open(path)
 		if err != nil {
@@ -57,9 +70,9 @@ func LoadBackbone(ctx context.Context, path string, b tensor.Backend, dt tensor.
 		}
 		bb.Arch = arch
 		if arch == "gemma3" {
-			bb.Gemma, err = model.LoadGemma3GGUF(ctx, path, opts)
+			bb.Gemma, err = qmodel.LoadGemma3GGUF(ctx, path, qo)
 		} else {
-			bb.Llama, err = model.LoadGGUF(ctx, path, opts)
+			bb.Llama, err = qmodel.LoadGGUF(ctx, path, qo)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("experiment: %w", err)
@@ -70,7 +83,7 @@ func LoadBackbone(ctx context.Context, path string, b tensor.Backend, dt tensor.
 		}
 	} else {
 		var err error
-		if bb.Llama, err = model.Load(ctx, path, opts); err != nil {
+		if bb.Llama, err = qmodel.Load(ctx, path, qo); err != nil {
 			return nil, fmt.Errorf("experiment: %w", err)
 		}
 		bb.Arch = bb.Llama.Config.ModelType
@@ -103,7 +116,11 @@ func (bb *Backbone) countParams() int64 {
 
 // String is a one-line description: architecture, parameters, dtype, device, file.
 func (bb *Backbone) String() string {
-	return fmt.Sprintf("%s, %.0f M parameters, %s weights on %s (%s)", bb.Arch, float64(bb.Params)/1e6, bb.DType, bb.Backend.Name(), bb.Path)
+	w := bb.DType.String()
+	if bb.Quant != "" {
+		w = bb.Quant + " projections, " + w
+	}
+	return fmt.Sprintf("%s, %.0f M parameters, %s weights on %s (%s)", bb.Arch, float64(bb.Params)/1e6, w, bb.Backend.Name(), bb.Path)
 }
 
 // Close frees the model.

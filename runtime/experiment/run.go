@@ -25,6 +25,7 @@ type Options struct {
 	Model          string   // .gguf file or model directory ("": the installed gemma3-270m, see DefaultModelPath)
 	Device         string   // backend name ("": tensor.Default(), i.e. $FINLORA_DEVICE, the GPU if any, else the CPU)
 	DType          string   // dense weight dtype: "bf16" (default) or "f32"
+	Quant          string   // "nf4", "fp4" or "int8": the base's projections held quantized (QLoRA); "": dense
 	DataDir        string   // FinLoRA test folder ("": FindDataDir)
 	Tasks          []string // DefaultTasks when empty
 	Ranks          []int    // LoRA ranks, one adapter each ({4, 8} when empty)
@@ -167,7 +168,7 @@ func New(ctx context.Context, opts Options) (*Experiment, error) {
 	if err != nil || !dt.IsFloat() {
 		return nil, fmt.Errorf("experiment: dtype %q: want bf16, f16 or f32", opts.DType)
 	}
-	if e.Backbone, err = LoadBackbone(ctx, opts.Model, b, dt); err != nil {
+	if e.Backbone, err = LoadBackboneQuant(ctx, opts.Model, b, dt, opts.Quant); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(opts.Log, "model: %s (loaded in %s)\n", e.Backbone, e.Backbone.LoadTime.Round(time.Millisecond))
@@ -360,6 +361,9 @@ func (o Options) Command() string {
 	}
 	if o.Device != "" {
 		s += " -device " + o.Device
+	}
+	if o.Quant != "" {
+		s += " -quant " + o.Quant
 	}
 	return s
 }

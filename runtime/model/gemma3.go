@@ -210,6 +210,8 @@ func LoadGemma3GGUF(ctx context.Context, path string, opts LoadOptions) (*Gemma3
 }
 
 // Gemma3FromSource builds the model from tensors under HF names (model.layers.N.pre_feedforward_layernorm.weight, ...).
+// opts.Linear, when set, supplies the projections' weights as for FromSource (runtime/qmodel's
+// quantization on load); the model owns and frees them.
 func Gemma3FromSource(ctx context.Context, cfg *Gemma3Config, src safetensors.Source, opts LoadOptions) (*Gemma3, error) {
 	b := opts.Backend
 	if b == nil {
@@ -218,7 +220,7 @@ func Gemma3FromSource(ctx context.Context, cfg *Gemma3Config, src safetensors.So
 			return nil, err
 		}
 	}
-	l := &loader{ctx: ctx, b: b, src: src, want: opts.DType}
+	l := &loader{ctx: ctx, b: b, src: src, want: opts.DType, hook: opts.Linear}
 	ok := false
 	defer func() {
 		if !ok {
@@ -357,6 +359,11 @@ func (m *Gemma3) Free() error {
 		ts = append(ts, l.InputNorm, l.PostAttnNorm, l.PreFFNorm, l.PostFFNorm, l.QNorm, l.KNorm)
 		for _, p := range l.Linears() {
 			ts = append(ts, p.Weight, p.Bias)
+			if p.Packed != nil { // LoadOptions.Linear's weights (quantized layers) are the model's too
+				if err := p.Packed.Free(); err != nil {
+					return fmt.Errorf("free model %s: %s: %w", m.Source, p.Name, err)
+				}
+			}
 		}
 	}
 	if err := tensor.FreeAll(ts...); err != nil {

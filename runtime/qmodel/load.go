@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/finlora/finlora/quant"
+	"github.com/finlora/finlora/runtime/gguf"
 	"github.com/finlora/finlora/runtime/model"
 	st "github.com/finlora/finlora/runtime/safetensors"
 	"github.com/finlora/finlora/runtime/tensor"
@@ -176,6 +177,79 @@ func FromSource(ctx context.Context, cfg *model.Config, src st.Source, opts Opti
 		}
 	}
 	return model.FromSource(ctx, cfg, src, lo)
+}
+
+// LoadGGUF loads a Llama-family GGUF file (llama, qwen2, qwen3 architectures: model.LoadGGUF's)
+// with its projections held as opts.Precision says: quantized on load from the dequantized GGML
+// blocks for a quantized precision, dense (opts.DType, or the precision's dtype) otherwise. The
+// caller frees the model.
+func LoadGGUF(ctx context.Context, path string, opts Options) (*model.Model, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	defer f.Close()
+	cfg, err := model.ConfigFromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	src, err := model.NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	m, err := FromSource(ctx, cfg, src, opts)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	m.Source = path
+	return m, nil
+}
+
+// LoadGemma3GGUF loads a Gemma 3 GGUF file with its projections held as opts.Precision says: a
+// quantized precision quantizes each projection on load from its dequantized GGML blocks (one at a
+// time, as FromSource does); AsStored or a float precision gives the dense model of
+// model.LoadGemma3GGUF (weights of opts.DType or the precision's dtype). Embeddings, norms and the
+// tied LM head stay dense. The caller frees the model.
+func LoadGemma3GGUF(ctx context.Context, path string, opts Options) (*model.Gemma3, error) {
+	qc, dt, err := opts.config()
+	if err != nil {
+		return nil, err
+	}
+	b := opts.Backend
+	if b == nil {
+		if b, err = tensor.Default(); err != nil {
+			return nil, err
+		}
+	}
+	lo := model.LoadOptions{Backend: b, DType: dt}
+	if qc.Format == "" {
+		return model.LoadGemma3GGUF(ctx, path, lo)
+	}
+	if _, ok := b.(tensor.Quantized); !ok {
+		return nil, fmt.Errorf("backend %s cannot hold quantized weights: %w", b.Name(), tensor.ErrUnsupported)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	defer f.Close()
+	cfg, err := model.Gemma3ConfigFromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	src, err := model.NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	lo.Linear = func(name string, in, out int) (model.PackedWeight, error) {
+		return quantizeOnLoad(b, src, qc, name+".weight", in, out)
+	}
+	m, err := model.Gemma3FromSource(ctx, cfg, src, lo)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	m.Source = path
+	return m, nil
 }
 
 // storedFormat is the bitsandbytes format of src's first quantized weight ("" for none).
