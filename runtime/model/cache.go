@@ -20,18 +20,24 @@ type Cache struct {
 // NewCache allocates an empty cache for batch sequences of up to capacity slots (prompt + new tokens).
 func (m *Model) NewCache(batch, capacity int) (*Cache, error) {
 	c := m.Config
+	return newCache(m.Backend, batch, capacity, c.NumLayers, c.NumKVHeads, c.HeadDim)
+}
+
+// newCache allocates an empty Cache on be: per layer (of layers) K and V F32
+// [batch, capacity, kvHeads, headDim]. On error it frees what it allocated.
+func newCache(be tensor.Backend, batch, capacity, layers, kvHeads, headDim int) (*Cache, error) {
 	if batch <= 0 || capacity <= 0 {
 		return nil, fmt.Errorf("new cache: batch %d, capacity %d: want > 0", batch, capacity)
 	}
 	kc := &Cache{B: batch, Capacity: capacity, KeyStart: make([]int, batch)}
-	for i := 0; i < c.NumLayers; i++ {
-		k, err := m.Backend.Alloc(tensor.F32, batch, capacity, c.NumKVHeads, c.HeadDim)
+	for i := 0; i < layers; i++ {
+		k, err := be.Alloc(tensor.F32, batch, capacity, kvHeads, headDim)
 		if err != nil {
 			kc.Free()
 			return nil, fmt.Errorf("new cache layer %d: %w", i, err)
 		}
 		kc.K = append(kc.K, k)
-		v, err := m.Backend.Alloc(tensor.F32, batch, capacity, c.NumKVHeads, c.HeadDim)
+		v, err := be.Alloc(tensor.F32, batch, capacity, kvHeads, headDim)
 		if err != nil {
 			kc.Free()
 			return nil, fmt.Errorf("new cache layer %d: %w", i, err)

@@ -325,25 +325,7 @@ func (m *Gemma3) ensureRope(n int) error {
 // NewCache allocates a KV cache for batch sequences of up to capacity slots (see Cache).
 func (m *Gemma3) NewCache(batch, capacity int) (*Cache, error) {
 	c := m.Config
-	if batch <= 0 || capacity <= 0 {
-		return nil, fmt.Errorf("new cache: batch %d, capacity %d: want > 0", batch, capacity)
-	}
-	kc := &Cache{B: batch, Capacity: capacity, KeyStart: make([]int, batch)}
-	for i := 0; i < c.NumLayers; i++ {
-		k, err := m.Backend.Alloc(tensor.F32, batch, capacity, c.NumKVHeads, c.HeadDim)
-		if err != nil {
-			kc.Free()
-			return nil, fmt.Errorf("new cache layer %d: %w", i, err)
-		}
-		kc.K = append(kc.K, k)
-		v, err := m.Backend.Alloc(tensor.F32, batch, capacity, c.NumKVHeads, c.HeadDim)
-		if err != nil {
-			kc.Free()
-			return nil, fmt.Errorf("new cache layer %d: %w", i, err)
-		}
-		kc.V = append(kc.V, v)
-	}
-	return kc, nil
+	return newCache(m.Backend, batch, capacity, c.NumLayers, c.NumKVHeads, c.HeadDim)
 }
 
 // Free releases every weight and table; idempotent.
