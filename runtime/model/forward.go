@@ -157,8 +157,38 @@ type step struct {
 
 func (s *step) free() { tensor.FreeAll(s.scratch...) }
 
+// newStep validates the input against the cache, computes positions, makes the rope tables cover
+// them and allocates scratch (see setupStep).
 func (m *Model) newStep(in Input, cache *Cache) (*step, error) {
 	c := m.Config
+	checkCache := func(cache *Cache) error {
+		if cache.B != in.B {
+			return fmt.Errorf("forward: cache for %d sequences, input has %d", cache.B, in.B)
+		}
+		if cache.K == nil {
+			return fmt.Errorf("forward: cache was freed")
+		}
+		return nil
+	}
+	dims := stepDims{Hidden: c.HiddenSize, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Inter: c.IntermediateSize}
+	st, err := setupStep(m.Backend, dims, in, cache, checkCache, m.ensureRope)
+	if err != nil {
+		return nil, err
+	}
+	st.cos, st.sin = m.ropeCos, m.ropeSin
+	return st, nil
+}
+
+// stepDims are the model sizes that shape a step's scratch tensors.
+type stepDims struct {
+	Hidden, Heads, KVHeads, HeadDim, Inter int
+}
+
+// setupStep is the step setup shared by the Llama and Gemma 3 forwards: it validates in (ids, padding)
+// and, when cache is non-nil, checks it with checkCache (the model's own rules) and against its
+// capacity, takes the key starts and query start from it, computes the positions, calls ensureRope
+// with the number of positions needed, and allocates the scratch tensors on be.
+func setupStep(be tensor.Backend, d stepDims, in Input, cache *Cache, checkCache func(*Cache) error, ensureRope func(n int) error) (*step, error) {
 	if in.B <= 0 || len(in.IDs) == 0 || len(in.IDs)%in.B != 0 {
 		return nil, fmt.Errorf("forward: %d ids for %d sequences", len(in.IDs), in.B)
 	}
@@ -172,11 +202,8 @@ func (m *Model) newStep(in Input, cache *Cache) (*step, error) {
 		}
 	}
 	if cache != nil {
-		if cache.B != in.B {
-			return nil, fmt.Errorf("forward: cache for %d sequences, input has %d", cache.B, in.B)
-		}
-		if cache.K == nil {
-			return nil, fmt.Errorf("forward: cache was freed")
+		if err := checkCache(cache); err != nil {
+			return nil, err
 		}
 		if cache.Len+st.T > cache.Capacity {
 			return nil, fmt.Errorf("forward: %d tokens after %d exceed the cache capacity %d", st.T, cache.Len, cache.Capacity)
@@ -204,35 +231,31 @@ func (m *Model) newStep(in Input, cache *Cache) (*step, error) {
 			maxPos = max(maxPos, p)
 		}
 	}
-	var err error
-	if err = m.ensureRope(maxPos + 1); err != nil {
+	if err := ensureRope(maxPos + 1); err != nil {
 		return nil, err
 	}
-	st.cos, st.sin = m.ropeCos, m.ropeSin
-	be := m.Backend
-	alloc := func(dt tensor.DType, shape ...int) *tensor.Tensor {
+	var err error
+	alloc := func(shape ...int) *tensor.Tensor {
 		if err != nil {
 			return nil
 		}
 		var t *tensor.Tensor
-		t, err = be.Alloc(dt, shape...)
-		if err == nil {
+		if t, err = be.Alloc(tensor.F32, shape...); err == nil {
 			st.scratch = append(st.scratch, t)
 		}
 		return t
 	}
 	B, T := st.B, st.T
-	st.h = alloc(tensor.F32, B, T, c.HiddenSize)
-	st.q = alloc(tensor.F32, B, T, c.NumHeads, c.HeadDim)
-	st.att = alloc(tensor.F32, B, T, c.NumHeads, c.HeadDim)
-	st.k = alloc(tensor.F32, B, T, c.NumKVHeads, c.HeadDim)
-	st.v = alloc(tensor.F32, B, T, c.NumKVHeads, c.HeadDim)
-	st.o = alloc(tensor.F32, B, T, c.HiddenSize)
-	st.gate = alloc(tensor.F32, B, T, c.IntermediateSize)
-	st.up = alloc(tensor.F32, B, T, c.IntermediateSize)
+	st.h = alloc(B, T, d.Hidden)
+	st.q = alloc(B, T, d.Heads, d.HeadDim)
+	st.att = alloc(B, T, d.Heads, d.HeadDim)
+	st.k = alloc(B, T, d.KVHeads, d.HeadDim)
+	st.v = alloc(B, T, d.KVHeads, d.HeadDim)
+	st.o = alloc(B, T, d.Hidden)
+	st.gate = alloc(B, T, d.Inter)
+	st.up = alloc(B, T, d.Inter)
 	if err == nil {
-		st.pos, err = be.FromInt32([]int{B, T}, pos)
-		if err == nil {
+		if st.pos, err = be.FromInt32([]int{B, T}, pos); err == nil {
 			st.scratch = append(st.scratch, st.pos)
 		}
 	}

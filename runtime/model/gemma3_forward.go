@@ -103,82 +103,14 @@ func (m *Gemma3) Hidden(ctx context.Context, in Input, cache *Cache) (*tensor.Te
 // step type of the Llama path is reused; its cos/sin fields stay unused).
 func (m *Gemma3) newStep(in Input, cache *Cache) (*step, error) {
 	c := m.Config
-	if in.B <= 0 || len(in.IDs) == 0 || len(in.IDs)%in.B != 0 {
-		return nil, fmt.Errorf("forward: %d ids for %d sequences", len(in.IDs), in.B)
-	}
-	st := &step{B: in.B, T: len(in.IDs) / in.B, cache: cache}
-	if in.Pad != nil && len(in.Pad) != in.B {
-		return nil, fmt.Errorf("forward: %d padding counts for %d sequences", len(in.Pad), in.B)
-	}
-	for b, p := range in.Pad {
-		if p < 0 || p >= st.T {
-			return nil, fmt.Errorf("forward: sequence %d has %d padding tokens of %d", b, p, st.T)
-		}
-	}
-	if cache != nil {
+	checkCache := func(cache *Cache) error {
 		if cache.B != in.B || len(cache.K) != c.NumLayers {
-			return nil, fmt.Errorf("forward: cache for %d sequences and %d layers, input has %d sequences", cache.B, len(cache.K), in.B)
+			return fmt.Errorf("forward: cache for %d sequences and %d layers, input has %d sequences", cache.B, len(cache.K), in.B)
 		}
-		if cache.Len+st.T > cache.Capacity {
-			return nil, fmt.Errorf("forward: %d tokens after %d exceed the cache capacity %d", st.T, cache.Len, cache.Capacity)
-		}
-		if in.Pad != nil {
-			if cache.Len != 0 {
-				return nil, fmt.Errorf("forward: padding given after %d cached tokens (only the first call pads)", cache.Len)
-			}
-			copy(cache.KeyStart, in.Pad)
-		}
-		st.keyStart, st.qStart = cache.KeyStart, cache.Len
-	} else {
-		st.keyStart = in.Pad
+		return nil
 	}
-	pos := make([]int32, st.B*st.T)
-	maxPos := 0
-	for b := 0; b < st.B; b++ {
-		ks := 0
-		if st.keyStart != nil {
-			ks = st.keyStart[b]
-		}
-		for t := 0; t < st.T; t++ {
-			p := max(0, st.qStart+t-ks)
-			pos[b*st.T+t] = int32(p)
-			maxPos = max(maxPos, p)
-		}
-	}
-	if err := m.ensureRope(maxPos + 1); err != nil {
-		return nil, err
-	}
-	be := m.Backend
-	var err error
-	alloc := func(shape ...int) *tensor.Tensor {
-		if err != nil {
-			return nil
-		}
-		var t *tensor.Tensor
-		if t, err = be.Alloc(tensor.F32, shape...); err == nil {
-			st.scratch = append(st.scratch, t)
-		}
-		return t
-	}
-	B, T := st.B, st.T
-	st.h = alloc(B, T, c.HiddenSize)
-	st.q = alloc(B, T, c.NumHeads, c.HeadDim)
-	st.att = alloc(B, T, c.NumHeads, c.HeadDim)
-	st.k = alloc(B, T, c.NumKVHeads, c.HeadDim)
-	st.v = alloc(B, T, c.NumKVHeads, c.HeadDim)
-	st.o = alloc(B, T, c.HiddenSize)
-	st.gate = alloc(B, T, c.IntermediateSize)
-	st.up = alloc(B, T, c.IntermediateSize)
-	if err == nil {
-		if st.pos, err = be.FromInt32([]int{B, T}, pos); err == nil {
-			st.scratch = append(st.scratch, st.pos)
-		}
-	}
-	if err != nil {
-		st.free()
-		return nil, fmt.Errorf("forward: scratch: %w", err)
-	}
-	return st, nil
+	dims := stepDims{Hidden: c.HiddenSize, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Inter: c.IntermediateSize}
+	return setupStep(m.Backend, dims, in, cache, checkCache, m.ensureRope)
 }
 
 // layerForward updates the residual stream x [B, T, D] in place through layer l.
