@@ -7,51 +7,23 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/finlora/finlora/quant"
 	"github.com/finlora/finlora/runtime/tensor"
 	"github.com/finlora/finlora/runtime/tensor/cpu"
 	"github.com/finlora/finlora/runtime/tensor/tensortest"
 )
 
-// quantHosts quantizes random [rows, cols] weights in every layout the backends take (as the CPU
-// backend's test does).
+// quantHosts quantizes random [rows, cols] weights in every layout the backends take
+// (tensortest.QuantizeHosts), plus "int8/bf16": the int8 weight dequantized to bf16 (the vectorized
+// dequant8_bf16 path and tensor-core GEMMs).
 func quantHosts(t testing.TB, rows, cols int, seed uint64) map[string]*tensor.QuantHost {
+	t.Helper()
 	g := rand.New(rand.NewPCG(seed, 1))
 	w := make([]float32, rows*cols)
 	for i := range w {
 		w[i] = float32(g.NormFloat64()) * 0.05
 	}
-	out := map[string]*tensor.QuantHost{}
-	for _, o := range []quant.Options4{
-		{Type: quant.NF4}, {Type: quant.NF4, DoubleQuant: true}, {Type: quant.FP4, DoubleQuant: true, BlockSize: 128},
-		{Type: quant.NF4, DoubleQuant: true, DType: "bfloat16"}, {Type: quant.FP4, DType: "float16"},
-	} {
-		v := append([]float32(nil), w...)
-		if o.DType != "" {
-			if err := quant.RoundToDType(v, o.DType); err != nil {
-				t.Fatal(err)
-			}
-		}
-		q, err := quant.Quantize4(v, []int{rows, cols}, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := q.Host()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[fmt.Sprintf("%s/bs%d/dq=%v/%s", o.Type, q.BlockSize, o.DoubleQuant, q.DType)] = h
-	}
-	q8, err := quant.QuantizeInt8(w, rows, cols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h8, err := q8.Host()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out["int8"] = h8
-	h8b := *h8 // int8 dequantized to bf16 (the vectorized dequant8_bf16 path and tensor-core GEMMs)
+	out := tensortest.QuantizeHosts(t, w, rows, cols)
+	h8b := *out["int8"]
 	h8b.Round = tensor.BF16
 	out["int8/bf16"] = &h8b
 	return out

@@ -19,6 +19,16 @@ func QuantHosts(tb testing.TB, rows, cols int, seed uint64) map[string]*tensor.Q
 	for i := range w {
 		w[i] *= 0.05
 	}
+	return QuantizeHosts(tb, w, rows, cols)
+}
+
+// QuantizeHosts quantizes the [rows, cols] weights w (row-major; left unchanged) in every layout
+// of tensor.QuantHost, keyed as by QuantHosts, with package quant's reference coders: 4-bit NF4 and
+// FP4 with and without double quantization, block sizes 64 and 128, rounding dtypes float32,
+// bfloat16 and float16 (w rounded to the dtype first), and int8. For backend tests that draw their
+// own weights.
+func QuantizeHosts(tb testing.TB, w []float32, rows, cols int) map[string]*tensor.QuantHost {
+	tb.Helper()
 	out := map[string]*tensor.QuantHost{}
 	for _, o := range []quant.Options4{
 		{Type: quant.NF4}, {Type: quant.NF4, DoubleQuant: true}, {Type: quant.FP4, DoubleQuant: true, BlockSize: 128},
