@@ -70,8 +70,22 @@ func relErr(got, want []float32) float64 {
 
 var fixtures = []string{"testdata/lora-llama-qkv", "testdata/lora-llama-all"}
 
+// TestGradientsMatchPEFT compares the step-0 loss (1e-5 relative) and every gradient (1e-4
+// relative) with the reference's, with and without recomputation.
 func TestGradientsMatchPEFT(t *testing.T) {
-	base := loadTiny(t)
+	checkGradientsMatchPEFT(t, loadTiny(t))
+}
+
+// TestTrainMatchesPEFT runs the reference's 3 AdamW steps from adapter_start and compares the
+// losses (1e-5 relative) and adapter_end (1e-4 relative per tensor).
+func TestTrainMatchesPEFT(t *testing.T) {
+	checkTrainMatchesPEFT(t, loadTiny(t))
+}
+
+// checkGradientsMatchPEFT is the body of TestGradientsMatchPEFT on base (any backend): for every
+// fixture, with and without recomputation, Gradients from adapter_start gives the step-0 loss within
+// 1e-5 and each of grads_step0's gradients (and no others) within 1e-4 relative.
+func checkGradientsMatchPEFT(t *testing.T, base *Base) {
 	for _, fx := range fixtures {
 		for _, recompute := range []bool{false, true} {
 			ref := readReference(t, fx)
@@ -108,15 +122,16 @@ func TestGradientsMatchPEFT(t *testing.T) {
 			if len(grads) != len(f.Names()) {
 				t.Errorf("%s: %d gradients, reference has %d", fx, len(grads), len(f.Names()))
 			}
-			t.Logf("%s recompute=%v: loss %.7f (ref %.7f), worst gradient relative error %.3g", fx, recompute, loss, ref.Losses[0], worst)
+			t.Logf("%s on %s recompute=%v: loss %.7f (ref %.7f), worst gradient relative error %.3g",
+				fx, base.Backend.Name(), recompute, loss, ref.Losses[0], worst)
 		}
 	}
 }
 
-// TestTrainMatchesPEFT runs the reference's 3 AdamW steps from adapter_start and compares the
-// losses (1e-5 relative) and adapter_end (1e-4 relative per tensor).
-func TestTrainMatchesPEFT(t *testing.T) {
-	base := loadTiny(t)
+// checkTrainMatchesPEFT is the body of TestTrainMatchesPEFT on base (any backend): for every
+// fixture, the reference's AdamW steps from adapter_start give its losses within 1e-5 and
+// adapter_end within 1e-4 relative per tensor.
+func checkTrainMatchesPEFT(t *testing.T, base *Base) {
 	for _, fx := range fixtures {
 		ref := readReference(t, fx)
 		a, err := lora.Load(filepath.Join(fx, "adapter_start"))
@@ -158,7 +173,7 @@ func TestTrainMatchesPEFT(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%s: adapter_end worst relative error %.3g", fx, worst)
+		t.Logf("%s on %s: adapter_end worst relative error %.3g", fx, base.Backend.Name(), worst)
 	}
 }
 
