@@ -405,41 +405,49 @@ func TestLossMatchesModelForward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sum float64
-		count := 0
-		for _, r := range rows {
-			lg, err := base.Model.Forward(context.Background(), model.Input{IDs: r.InputIDs, B: 1}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, _ := base.Backend.ToFloat32(lg)
-			lg.Free()
-			V := base.Arch.Vocab
-			for pos := 0; pos+1 < len(r.InputIDs); pos++ {
-				l := r.Labels[pos+1]
-				if l == IgnoreIndex {
-					continue
-				}
-				row := v[pos*V : (pos+1)*V]
-				mx := math.Inf(-1)
-				for _, x := range row {
-					mx = math.Max(mx, float64(x))
-				}
-				var z float64
-				for _, x := range row {
-					z += math.Exp(float64(x) - mx)
-				}
-				sum += mx + math.Log(z) - float64(row[l])
-				count++
-			}
-		}
+		want := modelForwardLoss(t, base.Model.Forward, base.Backend, base.Arch.Vocab, rows)
 		detach()
-		want := sum / float64(count)
 		t.Logf("%s: training loss %.7f, model forward %.7f", name, got, want)
 		if math.Abs(got-want) > 1e-5*want {
 			t.Errorf("%s: training loss %.7f, model forward %.7f", name, got, want)
 		}
 	}
+}
+
+// modelForwardLoss is the mean cross-entropy of rows' counted labels (label at pos+1 predicted at
+// pos, IgnoreIndex skipped) under an inference forward (runtime/model's Forward, one row at a time,
+// no cache), whose logits over vocab classes be reads back: the reference of the training loss.
+func modelForwardLoss(t *testing.T, forward func(context.Context, model.Input, *model.Cache) (*tensor.Tensor, error),
+	be tensor.Backend, vocab int, rows []Example) float64 {
+	t.Helper()
+	var sum float64
+	count := 0
+	for _, r := range rows {
+		lg, err := forward(context.Background(), model.Input{IDs: r.InputIDs, B: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := be.ToFloat32(lg)
+		lg.Free()
+		for pos := 0; pos+1 < len(r.InputIDs); pos++ {
+			l := r.Labels[pos+1]
+			if l == IgnoreIndex {
+				continue
+			}
+			row := v[pos*vocab : (pos+1)*vocab]
+			mx := math.Inf(-1)
+			for _, x := range row {
+				mx = math.Max(mx, float64(x))
+			}
+			var z float64
+			for _, x := range row {
+				z += math.Exp(float64(x) - mx)
+			}
+			sum += mx + math.Log(z) - float64(row[l])
+			count++
+		}
+	}
+	return sum / float64(count)
 }
 
 // Gradient checkpointing gives the same gradients with a lower activation peak.
