@@ -88,9 +88,10 @@ func TestGemma3GGUF(t *testing.T) {
 	}
 }
 
-// TestGemma3CacheMatchesFullPass: prefill with the KV cache in two chunks, then one token, gives
-// the logits of a single full pass (real model; skipped when not installed).
-func TestGemma3CacheMatchesFullPass(t *testing.T) {
+// installedGemma3 loads the installed Gemma 3 270M (see installedModel) with opts and its
+// tokenizer; the model is freed when the test ends. It skips in -short mode.
+func installedGemma3(t *testing.T, opts LoadOptions) (*Gemma3, tokenizer.Tokenizer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("short")
 	}
@@ -99,11 +100,18 @@ func TestGemma3CacheMatchesFullPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{})
+	m, err := LoadGemma3GGUF(context.Background(), path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Free()
+	t.Cleanup(func() { m.Free() })
+	return m, tok
+}
+
+// TestGemma3CacheMatchesFullPass: prefill with the KV cache in two chunks, then one token, gives
+// the logits of a single full pass (real model; skipped when not installed).
+func TestGemma3CacheMatchesFullPass(t *testing.T) {
+	m, tok := installedGemma3(t, LoadOptions{})
 	ids := tok.Encode(financeText, true)
 	in := make([]int32, len(ids))
 	for i, id := range ids {
@@ -149,19 +157,7 @@ func TestGemma3CacheMatchesFullPass(t *testing.T) {
 // these prompts were: [506 5279 529 506 2891 529 7001 236761] " the capital of the country of
 // France." and [7001 532 563 506 1346 13896 3207 528] " France and is the most visited city in".
 func TestGemma3Greedy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
-	path := installedModel(t, "gemma3-270m")
-	tok, err := tokenizer.LoadGGUF(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{DType: tensor.BF16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Free()
+	m, tok := installedGemma3(t, LoadOptions{DType: tensor.BF16})
 	for _, c := range []struct {
 		prompt string
 		want   []int
@@ -207,19 +203,7 @@ func TestGemma3Greedy(t *testing.T) {
 // give transformers' unbatched greedy ids (see TestGemma3Greedy; the third:
 // [9079 107 14977 236787 2900 563 506 5279] " Paris\nQuestion: What is the capital").
 func TestGemma3BatchedGreedy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
-	path := installedModel(t, "gemma3-270m")
-	tok, err := tokenizer.LoadGGUF(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := LoadGemma3GGUF(context.Background(), path, LoadOptions{DType: tensor.BF16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Free()
+	m, tok := installedGemma3(t, LoadOptions{DType: tensor.BF16})
 	prompts := []string{"The capital of France is", "Question: What is the capital of France?\nAnswer:", "Paris is the capital of"}
 	want := [][]int{
 		{506, 5279, 529, 506, 2891, 529, 7001, 236761},
