@@ -10,16 +10,17 @@ import (
 func init() {
 	Symbols["github.com/finlora/finlora/runtime/experiment/experiment"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"DefaultModelPath": reflect.ValueOf(experiment.DefaultModelPath),
-		"DefaultTasks":     reflect.ValueOf(&experiment.DefaultTasks).Elem(),
-		"FindDataDir":      reflect.ValueOf(experiment.FindDataDir),
-		"InputText":        reflect.ValueOf(experiment.InputText),
-		"LoadBackbone":     reflect.ValueOf(experiment.LoadBackbone),
-		"MajorityLabel":    reflect.ValueOf(experiment.MajorityLabel),
-		"MakeSplits":       reflect.ValueOf(experiment.MakeSplits),
-		"New":              reflect.ValueOf(experiment.New),
-		"ReadRows":         reflect.ValueOf(experiment.ReadRows),
-		"Run":              reflect.ValueOf(experiment.Run),
+		"DefaultModelPath":  reflect.ValueOf(experiment.DefaultModelPath),
+		"DefaultTasks":      reflect.ValueOf(&experiment.DefaultTasks).Elem(),
+		"FindDataDir":       reflect.ValueOf(experiment.FindDataDir),
+		"InputText":         reflect.ValueOf(experiment.InputText),
+		"LoadBackbone":      reflect.ValueOf(experiment.LoadBackbone),
+		"LoadBackboneQuant": reflect.ValueOf(experiment.LoadBackboneQuant),
+		"MajorityLabel":     reflect.ValueOf(experiment.MajorityLabel),
+		"MakeSplits":        reflect.ValueOf(experiment.MakeSplits),
+		"New":               reflect.ValueOf(experiment.New),
+		"ReadRows":          reflect.ValueOf(experiment.ReadRows),
+		"Run":               reflect.ValueOf(experiment.Run),
 
 		// type definitions
 		"AdapterRun":      reflect.ValueOf((*experiment.AdapterRun)(nil)),
