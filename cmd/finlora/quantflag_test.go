@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/finlora/finlora/runtime"
 	"github.com/finlora/finlora/runtime/model"
+	"github.com/finlora/finlora/runtime/modeltest"
 	"github.com/finlora/finlora/runtime/npy"
 	"github.com/finlora/finlora/runtime/qmodel"
 )
@@ -135,27 +135,13 @@ func TestTrainQuantized(t *testing.T) {
 	}
 }
 
-// installedOrSkip returns the installed model file name (scripts/install-model.sh), skipping when
-// it is absent unless FINLORA_REQUIRE_MODEL=1 (CI installs it), which makes that a failure.
-func installedOrSkip(t *testing.T, name string) string {
-	t.Helper()
-	p := runtime.InstalledModelPath(name)
-	if p == "" {
-		if os.Getenv("FINLORA_REQUIRE_MODEL") == "1" {
-			t.Fatalf("FINLORA_REQUIRE_MODEL=1 but %s is not installed (scripts/install-model.sh)", name)
-		}
-		t.Skipf("%s is not installed (scripts/install-model.sh)", name)
-	}
-	return p
-}
-
 // --model FILE.gguf (a Llama-family GGUF: the installed SmolLM2-135M, Q4_1 blocks) loads dense as
 // stored and, with --quant, with every decoder linear quantized on load from the dequantized GGML
 // blocks; its tokenizer comes from the file; a Gemma 3 GGUF is a usage error naming the commands
 // that run it. The quantized logits stay near the dense ones (the re-quantization of 4-bit blocks
 // costs accuracy: int8 within a few percent, the 4-bit formats more).
 func TestGGUFModelFile(t *testing.T) {
-	path := installedOrSkip(t, "smollm2-135m")
+	path := modeltest.Require(t, "smollm2-135m")
 	ctx := context.Background()
 	ids := []int32{1, 504, 3458, 314, 260, 1345, 30}
 	logits := func(m *model.Model) []float32 {
@@ -210,7 +196,7 @@ func TestGGUFModelFile(t *testing.T) {
 	if err != nil || tok.VocabSize() != dense.Config.VocabSize {
 		t.Errorf("GGUF tokenizer: %v, vocab %v vs model %d", err, tok, dense.Config.VocabSize)
 	}
-	if g := runtime.InstalledModelPath("gemma3-270m"); g != "" {
+	if g := modeltest.Path("gemma3-270m"); g != "" {
 		if _, err := loadModel(ctx, g, model.LoadOptions{}, "nf4"); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "experiment") {
 			t.Errorf("Gemma 3 GGUF: %v, want a usage error naming finlora experiment", err)
 		}

@@ -2,26 +2,16 @@ package experiment
 
 import (
 	"context"
-	"os"
+	"github.com/finlora/finlora/runtime/modeltest"
 	"testing"
 
 	"github.com/finlora/finlora/runtime/tensor"
 	_ "github.com/finlora/finlora/runtime/tensor/cpu"
 )
 
-// installedGemma returns the installed Gemma 3 270M file; it skips without one unless
-// FINLORA_REQUIRE_MODEL=1 (CI), where a missing model fails.
-func installedGemma(t *testing.T) string {
-	t.Helper()
-	p := DefaultModelPath()
-	if p == "" {
-		if os.Getenv("FINLORA_REQUIRE_MODEL") == "1" {
-			t.Fatal("FINLORA_REQUIRE_MODEL=1 but gemma3-270m is not installed (scripts/install-model.sh)")
-		}
-		t.Skip("gemma3-270m not installed")
-	}
-	return p
-}
+// installedGemma returns the installed Gemma 3 270M file (modeltest.Require: skipped without one,
+// failing with FINLORA_REQUIRE_MODEL=1, as in CI).
+func installedGemma(t *testing.T) string { return modeltest.Require(t, "gemma3-270m") }
 
 // Batched, left-padded greedy generation gives each prompt the text it gets alone.
 func TestGemma3GeneratorBatchEqualsSingle(t *testing.T) {

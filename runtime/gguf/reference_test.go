@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/finlora/finlora/runtime/modeltest"
 	"math"
 	"os"
 	"path/filepath"
@@ -90,23 +91,6 @@ func checkBlockFixture(t *testing.T, file string, types []string) {
 	}
 }
 
-// modelPath returns the installed model file of scripts/install-model.sh, or "" if absent.
-func modelPath(name string) string {
-	home := os.Getenv("FINLORA_HOME")
-	if home == "" {
-		h, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		home = filepath.Join(h, ".cache", "finlora")
-	}
-	p := filepath.Join(home, "models", name, "model.gguf")
-	if _, err := os.Stat(p); err != nil {
-		return ""
-	}
-	return p
-}
-
 // TestRealModels dequantizes every tensor of each installed model and compares the sha256 of the
 // float32 bytes with gguf-py's (testdata/tensors-<model>.json). Skipped when the model is not
 // installed (scripts/install-model.sh all); set FINLORA_REQUIRE_MODEL=1 to make that a failure.
@@ -116,13 +100,7 @@ func TestRealModels(t *testing.T) {
 	}
 	for _, model := range []string{"gemma3-270m", "smollm2-135m"} {
 		t.Run(model, func(t *testing.T) {
-			p := modelPath(model)
-			if p == "" {
-				if os.Getenv("FINLORA_REQUIRE_MODEL") == "1" {
-					t.Fatalf("model %s not installed (run scripts/install-model.sh all)", model)
-				}
-				t.Skipf("model %s not installed (scripts/install-model.sh all)", model)
-			}
+			p := modeltest.Require(t, model)
 			js, err := os.ReadFile("testdata/tensors-" + model + ".json")
 			if err != nil {
 				t.Fatal(err)

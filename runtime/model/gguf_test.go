@@ -2,9 +2,8 @@ package model
 
 import (
 	"context"
+	"github.com/finlora/finlora/runtime/modeltest"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -27,25 +26,9 @@ func TestUnpermuteRows(t *testing.T) {
 	}
 }
 
-// installedModel returns the model file scripts/install-model.sh puts at
-// $FINLORA_HOME/models/NAME/model.gguf, skipping the test when it is absent (failing with
-// FINLORA_REQUIRE_MODEL=1).
-func installedModel(t *testing.T, name string) string {
-	t.Helper()
-	home := os.Getenv("FINLORA_HOME")
-	if home == "" {
-		h, _ := os.UserHomeDir()
-		home = filepath.Join(h, ".cache", "finlora")
-	}
-	p := filepath.Join(home, "models", name, "model.gguf")
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("FINLORA_REQUIRE_MODEL") == "1" {
-			t.Fatalf("model %s not installed (scripts/install-model.sh)", name)
-		}
-		t.Skipf("model %s not installed (scripts/install-model.sh)", name)
-	}
-	return p
-}
+// installedModel returns the installed model file NAME (modeltest.Require: skipped when absent,
+// failing with FINLORA_REQUIRE_MODEL=1).
+func installedModel(t *testing.T, name string) string { return modeltest.Require(t, name) }
 
 // meanNLL returns the mean next-token negative log-likelihood (nats) of ids under logits [1, T, V].
 func meanNLL(t *testing.T, b tensor.Backend, logits *tensor.Tensor, ids []int32) float64 {

@@ -3,37 +3,22 @@ package qmodel_test
 import (
 	"context"
 	"math"
-	"os"
 	"testing"
 
-	"github.com/finlora/finlora/runtime"
 	"github.com/finlora/finlora/runtime/model"
+	"github.com/finlora/finlora/runtime/modeltest"
 	"github.com/finlora/finlora/runtime/qmodel"
 	"github.com/finlora/finlora/runtime/tensor"
 	"github.com/finlora/finlora/runtime/tensor/cpu"
 	"github.com/finlora/finlora/runtime/train"
 )
 
-// installedOrSkip returns the installed model file (scripts/install-model.sh), skipping when it is
-// absent unless FINLORA_REQUIRE_MODEL=1 (CI installs it), which makes that a failure.
-func installedOrSkip(t *testing.T, name string) string {
-	t.Helper()
-	p := runtime.InstalledModelPath(name)
-	if p == "" {
-		if os.Getenv("FINLORA_REQUIRE_MODEL") == "1" {
-			t.Fatalf("FINLORA_REQUIRE_MODEL=1 but %s is not installed (scripts/install-model.sh)", name)
-		}
-		t.Skipf("%s is not installed (scripts/install-model.sh)", name)
-	}
-	return p
-}
-
 // LoadGemma3GGUF with nf4 on the installed Gemma 3 270M (Q4_K_M blocks): every projection is held
 // quantized (the dense model's projections are not), the model frees its quantized layers, the
 // last-position logits stay near the dense model's, and the trainer takes the quantized model as
 // its frozen base (train.NewGemma3Base: QLoRA on Gemma 3).
 func TestLoadGemma3GGUFQuantized(t *testing.T) {
-	path := installedOrSkip(t, "gemma3-270m")
+	path := modeltest.Require(t, "gemma3-270m")
 	ctx := context.Background()
 	b := cpu.New(0)
 	ids := []int32{2, 818, 5279, 529, 7001, 563, 236761}
