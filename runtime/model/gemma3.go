@@ -188,22 +188,11 @@ func (l *Gemma3Layer) Linears() []*Linear { return []*Linear{l.Q, l.K, l.V, l.O,
 // when Invalid; BF16 halves the memory: the 270M model's 262144×640 embedding is 671 MB in F32).
 // The file is closed before returning; the caller frees the model.
 func LoadGemma3GGUF(ctx context.Context, path string, opts LoadOptions) (*Gemma3, error) {
-	f, err := gguf.Open(path)
+	m, err := WithGemma3GGUF(path, func(cfg *Gemma3Config, src *GGUFSource) (*Gemma3, error) {
+		return Gemma3FromSource(ctx, cfg, src, opts)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	defer f.Close()
-	cfg, err := Gemma3ConfigFromGGUF(f)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	src, err := NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	m, err := Gemma3FromSource(ctx, cfg, src, opts)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
+		return nil, err
 	}
 	m.Source = path
 	return m, nil

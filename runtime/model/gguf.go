@@ -297,23 +297,45 @@ func unpermuteRows[E any](data []E, rows, rowLen, heads int) ([]E, error) {
 // through the Llama path: ConfigFromGGUF, GGUFSource, FromSource. Quantized weights are dequantized to
 // opts.DType (F32 when Invalid). The file is closed before returning; the caller frees the model.
 func LoadGGUF(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
-	f, err := gguf.Open(path)
+	m, err := WithGGUF(path, func(cfg *Config, src *GGUFSource) (*Model, error) { return FromSource(ctx, cfg, src, opts) })
 	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	defer f.Close()
-	cfg, err := ConfigFromGGUF(f)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	src, err := NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	m, err := FromSource(ctx, cfg, src, opts)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
+		return nil, err
 	}
 	m.Source = path
+	return m, nil
+}
+
+// WithGGUF opens the Llama-family GGUF file path, reads its config (ConfigFromGGUF) and calls build
+// with it and the file's tensors under HF names; the file is closed when build returns, so build
+// must copy what it keeps (the loaders upload every tensor). Errors name the file.
+func WithGGUF[T any](path string, build func(cfg *Config, src *GGUFSource) (T, error)) (T, error) {
+	return withGGUF(path, ConfigFromGGUF, func(c *Config) (int, int) { return c.NumHeads, c.NumKVHeads }, build)
+}
+
+// WithGemma3GGUF is WithGGUF for a Gemma 3 file (Gemma3ConfigFromGGUF).
+func WithGemma3GGUF[T any](path string, build func(cfg *Gemma3Config, src *GGUFSource) (T, error)) (T, error) {
+	return withGGUF(path, Gemma3ConfigFromGGUF, func(c *Gemma3Config) (int, int) { return c.NumHeads, c.NumKVHeads }, build)
+}
+
+func withGGUF[C, T any](path string, config func(*gguf.File) (C, error), heads func(C) (int, int), build func(C, *GGUFSource) (T, error)) (T, error) {
+	var zero T
+	f, err := gguf.Open(path)
+	if err != nil {
+		return zero, fmt.Errorf("load model: %w", err)
+	}
+	defer f.Close()
+	cfg, err := config(f)
+	if err != nil {
+		return zero, fmt.Errorf("load model %s: %w", path, err)
+	}
+	h, kv := heads(cfg)
+	src, err := NewGGUFSource(f, h, kv)
+	if err != nil {
+		return zero, fmt.Errorf("load model %s: %w", path, err)
+	}
+	m, err := build(cfg, src)
+	if err != nil {
+		return zero, fmt.Errorf("load model %s: %w", path, err)
+	}
 	return m, nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/finlora/finlora/quant"
-	"github.com/finlora/finlora/runtime/gguf"
 	"github.com/finlora/finlora/runtime/model"
 	st "github.com/finlora/finlora/runtime/safetensors"
 	"github.com/finlora/finlora/runtime/tensor"
@@ -184,22 +183,11 @@ func FromSource(ctx context.Context, cfg *model.Config, src st.Source, opts Opti
 // blocks for a quantized precision, dense (opts.DType, or the precision's dtype) otherwise. The
 // caller frees the model.
 func LoadGGUF(ctx context.Context, path string, opts Options) (*model.Model, error) {
-	f, err := gguf.Open(path)
+	m, err := model.WithGGUF(path, func(cfg *model.Config, src *model.GGUFSource) (*model.Model, error) {
+		return FromSource(ctx, cfg, src, opts)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	defer f.Close()
-	cfg, err := model.ConfigFromGGUF(f)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	src, err := model.NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	m, err := FromSource(ctx, cfg, src, opts)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
+		return nil, err
 	}
 	m.Source = path
 	return m, nil
@@ -228,25 +216,14 @@ func LoadGemma3GGUF(ctx context.Context, path string, opts Options) (*model.Gemm
 	if _, ok := b.(tensor.Quantized); !ok {
 		return nil, fmt.Errorf("backend %s cannot hold quantized weights: %w", b.Name(), tensor.ErrUnsupported)
 	}
-	f, err := gguf.Open(path)
+	m, err := model.WithGemma3GGUF(path, func(cfg *model.Gemma3Config, src *model.GGUFSource) (*model.Gemma3, error) {
+		lo.Linear = func(name string, in, out int) (model.PackedWeight, error) {
+			return quantizeOnLoad(b, src, qc, name+".weight", in, out)
+		}
+		return model.Gemma3FromSource(ctx, cfg, src, lo)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	defer f.Close()
-	cfg, err := model.Gemma3ConfigFromGGUF(f)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	src, err := model.NewGGUFSource(f, cfg.NumHeads, cfg.NumKVHeads)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
-	}
-	lo.Linear = func(name string, in, out int) (model.PackedWeight, error) {
-		return quantizeOnLoad(b, src, qc, name+".weight", in, out)
-	}
-	m, err := model.Gemma3FromSource(ctx, cfg, src, lo)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
+		return nil, err
 	}
 	m.Source = path
 	return m, nil
