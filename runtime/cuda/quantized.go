@@ -299,7 +299,7 @@ func gemv4tApplies(q *qdev, xp uintptr) bool {
 // shape, codebook and block size, each as gemv4t takes it, and the default 4-bit GEMV
 // (Backend.GEMV4 "" or "gemv4t"). Otherwise it reports false and does nothing.
 func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, norm *tensor.RMSNormSpec) (bool, error) {
-	if b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
+	if !b.fusedDecode() || x.DType() != tensor.F32 || out.DType() != tensor.F32 {
 		return false, nil
 	}
 	g, err := b.qcheck("quant swiglu", gate)
@@ -310,12 +310,8 @@ func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, n
 	if err != nil {
 		return false, err
 	}
-	hg, hu := &g.h, &u.h
-	if !hg.Format.Is4Bit() || hg.Format != hu.Format || hg.Rows != hu.Rows || hg.Cols != hu.Cols || hg.BlockSize != hu.BlockSize {
-		return false, nil
-	}
-	if x.Numel() != hg.Cols || out.Numel() != hg.Rows {
-		return false, nil // more than one row (or a shape error the products report)
+	if !g.h.Format.Is4Bit() || !sameGemv4tLayout(g, u) || g.h.Rows != u.h.Rows || x.Numel() != g.h.Cols || out.Numel() != g.h.Rows {
+		return false, nil // another layout, or more than one row (or a shape error the products report)
 	}
 	defer b.lock()()
 	xp, err := b.f32("quant swiglu", "x", x)
@@ -326,23 +322,58 @@ func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, n
 	if err != nil {
 		return false, err
 	}
-	if !gemv4tApplies(g, xp) || !gemv4tApplies(u, xp) || hg.Codebook != hu.Codebook || (g.absmax == 0) != (u.absmax == 0) {
+	if !gemv4tApplies(g, xp) || !gemv4tApplies(u, xp) {
 		return false, nil
 	}
-	bsh, nsh, _ := blockShifts(hg)
-	_, nsh2, _ := blockShifts(hu)
-	nargs, err := b.normArgs("quant swiglu", norm, hg.Cols)
+	return b.launchGemv4t("quant swiglu", "gemv4t_swiglu", 2, xp, []*qdev{g, u}, []uintptr{op, 0}, 1, 0, norm, (g.h.Rows+15)/16, 2)
+}
+
+// fusedDecode reports whether the fused gemv4t decode ops may run: the decode GEMVs are on and the
+// 4-bit kernel is the default one (Backend.GEMV4 "" or "gemv4t").
+func (b *Backend) fusedDecode() bool {
+	return !b.NoQuantGEMV && (b.GEMV4 == "" || b.GEMV4 == "gemv4t")
+}
+
+// sameGemv4tLayout reports whether two weights can share one gemv4t launch: the same format, Cols,
+// block size, codebook and absmax kind (double-quantized or not).
+func sameGemv4tLayout(a, c *qdev) bool {
+	return a.h.Format == c.h.Format && a.h.Cols == c.h.Cols && a.h.BlockSize == c.h.BlockSize && a.h.Codebook == c.h.Codebook &&
+		(a.absmax == 0) == (c.absmax == 0)
+}
+
+// gtArgs is q's GT_W parameter set of the gemv4t kernels (kernels/quant.cu): the output at device
+// address out, the rows, the code and absmax arrays, the nested offset and block shift.
+func (q *qdev) gtArgs(out uintptr) []any {
+	_, nsh, _ := blockShifts(&q.h)
+	return []any{out, q.h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, q.h.NestedOffset, nsh}
+}
+
+// launchGemv4t launches the gemv4t kernel family base ("gemv4t", "gemv4t3" or "gemv4t_swiglu"; the
+// normed form, base + "n", with norm set) on x at xp for the weights ws writing outs (one address a
+// weight), taking `slots` GT_W parameter sets (those past ws are zeros: no tiles), over `tiles`
+// 16-row tiles with at most perSM blocks an SM. It reports false, launching nothing, when norm's
+// weight does not fit (normArgs). The weights share one layout (sameGemv4tLayout); the caller holds
+// the lock. op names the operation in errors.
+func (b *Backend) launchGemv4t(op, base string, slots int, xp uintptr, ws []*qdev, outs []uintptr, alpha, beta float32,
+	norm *tensor.RMSNormSpec, tiles, perSM int) (bool, error) {
+	q0 := ws[0]
+	nargs, err := b.normArgs(op, norm, q0.h.Cols)
 	if err != nil || nargs == nil {
 		return false, err
 	}
-	base := "gemv4t_swiglu"
 	if norm != nil {
-		base = "gemv4t_swiglun"
+		base += "n"
 	}
-	args := append([]any{xp, hg.Cols, float32(1), float32(0), g.codebook, bsh}, nargs...)
-	args = append(args, op, hg.Rows, g.packed, g.absmax, g.codes, g.nabs, g.nmap, hg.NestedOffset, nsh,
-		uintptr(0), hu.Rows, u.packed, u.absmax, u.codes, u.nabs, u.nmap, hu.NestedOffset, nsh2)
-	return true, b.k.launch(gemv4tName(base, g), b.gemv4tGrid((hg.Rows+15)/16, 2), dim3{x: gt4Threads}, gemv4tShared(hg.Cols), args...)
+	bsh, _, _ := blockShifts(&q0.h)
+	args := append([]any{xp, q0.h.Cols, alpha, beta, q0.codebook, bsh}, nargs...)
+	for i := 0; i < slots; i++ {
+		if i < len(ws) {
+			args = append(args, ws[i].gtArgs(outs[i])...)
+		} else {
+			args = append(args, uintptr(0), 0, uintptr(0), uintptr(0), uintptr(0), uintptr(0), uintptr(0), float32(0), 0)
+		}
+	}
+	return true, b.k.launch(gemv4tName(base, q0), b.gemv4tGrid(tiles, perSM), dim3{x: gt4Threads}, gemv4tShared(q0.h.Cols), args...)
 }
 
 // normArgs is the RMSNorm part of a gemv4t launch's arguments (weight, its dtype code, eps,
@@ -369,7 +400,7 @@ func (b *Backend) normArgs(op string, norm *tensor.RMSNormSpec, cols int) ([]any
 // kind, each weight as gemv4t takes it, and the default 4-bit GEMV. Otherwise it reports false and
 // does nothing.
 func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws []*tensor.QTensor, norm *tensor.RMSNormSpec) (bool, error) {
-	if len(ws) < 2 || len(ws) > 3 || len(outs) != len(ws) || b.NoQuantGEMV || (b.GEMV4 != "" && b.GEMV4 != "gemv4t") || x.DType() != tensor.F32 {
+	if len(ws) < 2 || len(ws) > 3 || len(outs) != len(ws) || !b.fusedDecode() || x.DType() != tensor.F32 {
 		return false, nil
 	}
 	qs := make([]*qdev, len(ws))
@@ -379,10 +410,8 @@ func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws
 			return false, err
 		}
 		h := &q.h
-		if !h.Format.Is4Bit() || outs[i].DType() != tensor.F32 || x.Numel() != h.Cols || outs[i].Numel() != h.Rows {
-			return false, nil
-		}
-		if i > 0 && (h.Cols != qs[0].h.Cols || h.BlockSize != qs[0].h.BlockSize || h.Codebook != qs[0].h.Codebook || (q.absmax == 0) != (qs[0].absmax == 0)) {
+		if !h.Format.Is4Bit() || outs[i].DType() != tensor.F32 || x.Numel() != h.Cols || outs[i].Numel() != h.Rows ||
+			i > 0 && !sameGemv4tLayout(q, qs[0]) {
 			return false, nil
 		}
 		qs[i] = q
@@ -392,38 +421,18 @@ func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws
 	if err != nil {
 		return false, err
 	}
-	args := []any{}
+	ops := make([]uintptr, len(qs))
 	tiles := 0
-	var bsh int
-	for i := 0; i < 3; i++ {
-		if i >= len(qs) { // no third weight: N = 0, no tiles
-			args = append(args, uintptr(0), 0, uintptr(0), uintptr(0), uintptr(0), uintptr(0), uintptr(0), float32(0), 0)
-			continue
-		}
-		q := qs[i]
+	for i, q := range qs {
 		if !gemv4tApplies(q, xp) {
 			return false, nil
 		}
-		op, err := b.f32("quant matmul shared x", "out", outs[i])
-		if err != nil {
+		if ops[i], err = b.f32("quant matmul shared x", "out", outs[i]); err != nil {
 			return false, err
 		}
-		var nsh int
-		bsh, nsh, _ = blockShifts(&q.h)
-		args = append(args, op, q.h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, q.h.NestedOffset, nsh)
 		tiles += (q.h.Rows + 15) / 16
 	}
-	nargs, err := b.normArgs("quant matmul shared x", norm, qs[0].h.Cols)
-	if err != nil || nargs == nil {
-		return false, err
-	}
-	head := append([]any{xp, qs[0].h.Cols, float32(1), float32(0), qs[0].codebook, bsh}, nargs...)
-	base := "gemv4t3"
-	if norm != nil {
-		base = "gemv4t3n"
-	}
-	return true, b.k.launch(gemv4tName(base, qs[0]), b.gemv4tGrid(tiles, 3), dim3{x: gt4Threads}, gemv4tShared(qs[0].h.Cols),
-		append(head, args...)...)
+	return b.launchGemv4t("quant matmul shared x", "gemv4t3", 3, xp, qs, ops, 1, 0, norm, tiles, 3)
 }
 
 // gs4Threads is GS_THREADS of kernels/quant.cu: the threads of one gemv4s block.
@@ -512,9 +521,8 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		case "", "gemv4t", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
 			bsh, nsh, pow2 := blockShifts(h)
 			if m == 1 && pow2 && (name == "" || name == "gemv4t") && gemv4tApplies(q, xp) {
-				return true, b.k.launch(gemv4tName("gemv4t", q), b.gemv4tGrid((h.Rows+15)/16, 3), dim3{x: gt4Threads}, gemv4tShared(h.Cols),
-					xp, h.Cols, alpha, beta, q.codebook, bsh, uintptr(0), 0, float32(0), 0,
-					op, h.Rows, q.packed, q.absmax, q.codes, q.nabs, q.nmap, h.NestedOffset, nsh)
+				_, err := b.launchGemv4t("quant gemv", "gemv4t", 1, xp, []*qdev{q}, []uintptr{op}, alpha, beta, nil, (h.Rows+15)/16, 3)
+				return true, err
 			}
 			if m == 1 && pow2 {
 				kern, rows := gemv4sKernel(name, h.Rows, h.Cols)
