@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/finlora/finlora/runtime/gguf"
 	"github.com/finlora/finlora/runtime/model"
 	"github.com/finlora/finlora/runtime/tensor"
 	"github.com/finlora/finlora/runtime/tokenizer"
@@ -80,7 +80,7 @@ func LoadDefaultModel(ctx context.Context, name string) (*LoadedModel, ModelChoi
 // model.LoadGGUF (llama-architecture files; quantized weights dequantized to opts.DType, F32 by
 // default) and the tokenizer from the file's metadata. The caller owns (frees) the model.
 func OpenModelFile(ctx context.Context, path string, opts ModelOptions) (*LoadedModel, error) {
-	if !strings.HasSuffix(strings.ToLower(path), ".gguf") {
+	if !gguf.IsFileName(path) {
 		return OpenModel(ctx, path, opts)
 	}
 	start := time.Now()

@@ -29,7 +29,7 @@ func demoGemma3Path(modelFlag string) string {
 	if p == "" {
 		return ""
 	}
-	if !strings.HasSuffix(strings.ToLower(p), ".gguf") {
+	if !isGGUF(p) {
 		return ""
 	}
 	f, err := gguf.Open(p)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/finlora/finlora/runtime/gguf"
 	"github.com/finlora/finlora/runtime/model"
@@ -42,7 +41,7 @@ func loadModel(ctx context.Context, dir string, opts model.LoadOptions, quant st
 }
 
 // isGGUF reports whether path names a .gguf file (else a model directory).
-func isGGUF(path string) bool { return strings.HasSuffix(strings.ToLower(path), ".gguf") }
+func isGGUF(path string) bool { return gguf.IsFileName(path) }
 
 // needModelForQuant rejects --quant without --model (the embedded tiny model is float only).
 func needModelForQuant(dir, quant string) error {

@@ -3,7 +3,6 @@ package experiment
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/finlora/finlora/lora"
@@ -58,7 +57,7 @@ func LoadBackboneQuant(ctx context.Context, path string, b tensor.Backend, dt te
 	}
 	bb := &Backbone{Path: path, Backend: b, DType: dt, Quant: quant}
 	qo := qmodel.Options{Backend: b, Precision: p, DType: dt}
-	if strings.HasSuffix(strings.ToLower(path), ".gguf") {
+	if gguf.IsFileName(path) {
 		f, err := gguf.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("experiment: %w", err)

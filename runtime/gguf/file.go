@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/finlora/finlora/runtime/safetensors"
 )
+
+// IsFileName reports whether path names a GGUF file by its extension (.gguf, any case): how the
+// loaders tell a GGUF model file from a Hugging Face model directory.
+func IsFileName(path string) bool { return strings.HasSuffix(strings.ToLower(path), ".gguf") }
 
 // File is a parsed GGUF file whose bytes are memory-mapped (Open) or held in memory (FromBytes).
 // It satisfies safetensors.Source. Its methods are safe for concurrent use until Close.
