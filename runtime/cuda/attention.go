@@ -184,7 +184,7 @@ func (b *Backend) Attention(out, q, k, v *tensor.Tensor, p tensor.AttentionParam
 	defer b.dev.Alloc.Put(ksBlk)
 	// decode: one query row; its scores (at most kvLen) in the default 48 KiB of shared memory
 	if a.T == 1 && !b.SimpleAttention && a.D%4 == 0 && a.D <= 128 && (o|qp|kp|vp)%16 == 0 && a.kvLen <= 12288 {
-		return b.k.launch("attn_decode", dim3{x: a.Hq, y: a.B}, dim3{x: 256}, a.kvLen*4, // AD_WARPS·32 threads
+		return b.k.launchDependent("attn_decode", dim3{x: a.Hq, y: a.B}, dim3{x: 256}, a.kvLen*4, // AD_WARPS·32 threads
 			o, lp, qp, kp, vp, ksp, a.Hq, a.S, a.Hkv, a.D, p.QStart, a.kvLen, p.Window, p.Scale)
 	}
 	if b.useMMA(a, o, qp, kp, vp) {

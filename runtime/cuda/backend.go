@@ -57,6 +57,11 @@ type Backend struct {
 	stats   tensor.MemStats
 	flag    *Block // one int32 on the device: set by kernels that find a bad index
 	ws      *Block // cuBLASLt workspace
+	gtws    *Block // gemv4t's counters (the first gtCnt bytes, zero between launches) and partial sums
+	gtCnt   int64
+	// gtMaxBlocks, when positive, caps gemv4t's grid (tests: few warps, so that a warp's range
+	// crosses tiles).
+	gtMaxBlocks int
 
 	// SimpleAttention selects the simple one-block-per-query-row attention kernels even where the
 	// tiled ones apply (set from FINLORA_ATTN=simple at Open; for tests and comparisons).
@@ -155,6 +160,7 @@ func Open(index int) (*Backend, error) {
 	b.ScalarConvert = os.Getenv("FINLORA_CONVERT") == "scalar"
 	b.FuseConvert = os.Getenv("FINLORA_FUSE_CONVERT") != "0"
 	b.VecElementwise = os.Getenv("FINLORA_VEC_ELEMWISE") == "1"
+	b.k.noPDL = os.Getenv("FINLORA_PDL") == "0"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil

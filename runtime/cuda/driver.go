@@ -38,6 +38,10 @@ var driverSyms = []string{
 	"cuModuleUnload", "cuLaunchKernel", "cuFuncSetAttribute", "cuGetErrorName", "cuGetErrorString",
 }
 
+// optionalDriverSyms are entry points used when the driver has them: cuLaunchKernelEx (CUDA 12:
+// launch attributes such as programmatic dependent launch; without it kernels launch plainly).
+var optionalDriverSyms = []string{"cuLaunchKernelEx"}
+
 // driverAPI is the loaded libcuda with its symbol table.
 type driverAPI struct {
 	lib  *Lib
@@ -66,6 +70,11 @@ func loadDriver() (*driverAPI, error) {
 				return
 			}
 			d.syms[s] = p
+		}
+		for _, s := range optionalDriverSyms {
+			if p, err := lib.sym(s); err == nil {
+				d.syms[s] = p
+			}
 		}
 		if err := d.call("cuInit", 0); err != nil {
 			drvErr = fmt.Errorf("%w: %w", err, ErrNoCUDA)
@@ -123,6 +132,32 @@ const (
 
 // funcAttrMaxDynamicSharedSize is CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
 const funcAttrMaxDynamicSharedSize = 8
+
+// launchAttrProgrammaticSerialization is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const launchAttrProgrammaticSerialization = 6
+
+// launchAttr is CUlaunchAttribute: an attribute id and its value (a 64-byte union).
+type launchAttr struct {
+	id  uint32
+	_   uint32
+	val [64]byte
+}
+
+// launchConfig is CUlaunchConfig (cuLaunchKernelEx's first argument), C layout.
+type launchConfig struct {
+	gridX, gridY, gridZ    uint32
+	blockX, blockY, blockZ uint32
+	sharedMem              uint32
+	_                      uint32
+	stream                 uintptr
+	attrs                  *launchAttr
+	numAttrs               uint32
+	_                      uint32
+}
+
+// funcAttrPreferredCarveout is CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT (a percentage of
+// the SM's L1/shared capacity).
+const funcAttrPreferredCarveout = 9
 
 // DriverVersion returns the CUDA driver API version as major, minor (e.g. 13, 0).
 func DriverVersion() (major, minor int, err error) {

@@ -119,6 +119,8 @@ type kernels struct {
 	dynShared map[uintptr]int
 	// CompileLog records, per file, whether it was compiled or read from the cache, and the time.
 	CompileLog []string
+	// noPDL makes launchDependent launch plainly (FINLORA_PDL=0 at Open; for comparisons).
+	noPDL bool
 }
 
 // function returns the CUfunction of kernel name, compiling or loading its file first if needed.
@@ -230,12 +232,24 @@ type dim3 struct{ x, y, z int }
 // cuLaunchKernel wants. The caller has entered the context.
 func (k *kernels) launch(name string, grid, block dim3, shmem int, args ...any) error {
 	if k.wrap != nil {
-		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, args...) })
+		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, false, args...) })
 	}
-	return k.launchNow(name, grid, block, shmem, args...)
+	return k.launchNow(name, grid, block, shmem, false, args...)
 }
 
-func (k *kernels) launchNow(name string, grid, block dim3, shmem int, args ...any) error {
+// launchDependent is launch with programmatic dependent launch (Hopper and later, where the driver
+// has cuLaunchKernelEx): the kernel's blocks may start as the previous kernel's blocks exit, so
+// its prologue (tables, weight loads) overlaps that kernel's tail. The kernel must run
+// griddepcontrol.wait (kernels/common.cuh grid_dep_wait) before it reads anything the previous
+// kernels wrote or writes anything they read.
+func (k *kernels) launchDependent(name string, grid, block dim3, shmem int, args ...any) error {
+	if k.wrap != nil {
+		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, true, args...) })
+	}
+	return k.launchNow(name, grid, block, shmem, true, args...)
+}
+
+func (k *kernels) launchNow(name string, grid, block dim3, shmem int, pdl bool, args ...any) error {
 	k.d.launched()        // the Gemm conversion cache (conv.go)
 	k.d.posDropArgs(args) // Rope's validated positions (posvalid.go)
 	f, err := k.function(name)
@@ -292,6 +306,11 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, args ...an
 			if err := k.d.drv.call("cuFuncSetAttribute", f, funcAttrMaxDynamicSharedSize, uintptr(shmem)); err != nil {
 				return fmt.Errorf("cuda: launch %s with %d bytes of shared memory: %w", name, shmem, err)
 			}
+			// all of the SM's unified L1/shared memory as shared memory, so that several such
+			// blocks fit an SM (gemv4t: 3 of 68 KiB)
+			if err := k.d.drv.call("cuFuncSetAttribute", f, funcAttrPreferredCarveout, 100); err != nil {
+				return fmt.Errorf("cuda: launch %s: shared memory carveout: %w", name, err)
+			}
 			k.mu.Lock()
 			if k.dynShared == nil {
 				k.dynShared = map[uintptr]int{}
@@ -300,9 +319,21 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, args ...an
 			k.mu.Unlock()
 		}
 	}
-	err = k.d.drv.call("cuLaunchKernel", f, uintptr(grid.x), uintptr(grid.y), uintptr(grid.z),
-		uintptr(block.x), uintptr(block.y), uintptr(block.z), uintptr(shmem), k.d.stream,
-		uintptr(unsafe.Pointer(&ptrs[0])), 0)
+	if _, ex := k.d.drv.syms["cuLaunchKernelEx"]; pdl && ex && !k.noPDL {
+		// programmatic dependent launch: the kernel may start while the previous one on the
+		// stream finishes; it runs griddepcontrol.wait before it reads that kernel's results
+		attr := launchAttr{id: launchAttrProgrammaticSerialization}
+		attr.val[0] = 1
+		cfg := launchConfig{gridX: uint32(grid.x), gridY: uint32(grid.y), gridZ: uint32(grid.z), blockX: uint32(block.x),
+			blockY: uint32(block.y), blockZ: uint32(block.z), sharedMem: uint32(shmem), stream: k.d.stream, attrs: &attr, numAttrs: 1}
+		err = k.d.drv.call("cuLaunchKernelEx", uintptr(unsafe.Pointer(&cfg)), f, uintptr(unsafe.Pointer(&ptrs[0])), 0)
+		runtime.KeepAlive(&attr)
+		runtime.KeepAlive(&cfg)
+	} else {
+		err = k.d.drv.call("cuLaunchKernel", f, uintptr(grid.x), uintptr(grid.y), uintptr(grid.z),
+			uintptr(block.x), uintptr(block.y), uintptr(block.z), uintptr(shmem), k.d.stream,
+			uintptr(unsafe.Pointer(&ptrs[0])), 0)
+	}
 	runtime.KeepAlive(slots)
 	runtime.KeepAlive(ptrs)
 	if err != nil {

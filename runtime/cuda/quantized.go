@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math/bits"
+	"strings"
 	"unsafe"
 
 	"github.com/finlora/finlora/runtime/tensor"
@@ -251,17 +252,59 @@ const gemvMaxRows = 4
 // of GV_R rows in kernels/quant.cu) and its threads.
 const gv4Rows, gv4Threads = 16, 128
 
-// gt4Threads is 32·GT_WARPS of kernels/quant.cu: the threads of one gemv4t block (8 warps).
-const gt4Threads = 256
+// gemv4tWarps1 and gemv4tWarps2 are GT_WARPS1 and GT_WARPS2 of kernels/quant.cu: the warps of
+// one gemv4t block (one block an SM) with one weight a tile (gemv4t, gemv4t3) and with two
+// (gemv4t_swiglu, whose registers allow fewer).
+const gemv4tWarps1, gemv4tWarps2 = 20, 12
 
-// gemv4tShared is gemv4t's dynamic shared memory for K columns: x as fp16 (2·K bytes; the 32 KiB
-// pair table and the rest are static).
-func gemv4tShared(k int) int { return 2 * k }
+// gemv4tShared is gemv4t's dynamic shared memory (all of its shared memory) for K columns: the
+// 64 KiB pair table with x's fp16 segments in its gaps, 4 KiB of nested maps and reductions
+// (GT_XEXT of kernels/quant.cu), and x after them when K > 16384 (2·K bytes).
+func gemv4tShared(k int) int {
+	const xext = 65536 + 4096
+	if k/64 > 256 {
+		return xext + 2*k
+	}
+	return xext
+}
 
-// gemv4tGrid is gemv4t's grid for `tiles` 16-row tiles: one block per tile, at most perSM blocks an
-// SM (the kernel's launch bounds); the blocks walk the tiles grid-stride, building their tables once.
-func (b *Backend) gemv4tGrid(tiles, perSM int) dim3 {
-	return dim3{x: min(tiles, perSM*max(b.dev.Info.SMs, 1))}
+// gemv4tGrid is gemv4t's grid for `tiles` 16-row tiles of K columns with blocks of blockWarps
+// warps: one block an SM, and no more warps than units (a unit: two 64-code segments of a tile),
+// which the grid's warps split evenly (stream-K); warps is how many take part.
+func (b *Backend) gemv4tGrid(tiles, k, blockWarps int) (grid dim3, warps int) {
+	units := tiles * (k / 128)
+	blocks := max(1, min(max(b.dev.Info.SMs, 1), units/blockWarps))
+	if b.gtMaxBlocks > 0 {
+		blocks = min(blocks, b.gtMaxBlocks)
+	}
+	return dim3{x: blocks}, min(blocks*blockWarps, units)
+}
+
+// gemv4tWorkspace returns gemv4t's workspace for `tiles` tiles, `warps` warps and nw weights a
+// tile (2 for SwiGLU): a zero int32 counter a tile (the kernel resets what it counts, so they are
+// zero between launches) and (warps + tiles)·nw·16 float32 partial sums. One block serves every
+// launch (they are ordered on the stream); it is replaced, zeroed, when a launch needs more of
+// either part. The caller holds the lock.
+func (b *Backend) gemv4tWorkspace(tiles, warps, nw int) (cnt, part uintptr, err error) {
+	cntBytes := (int64(tiles)*4 + 255) &^ 255
+	partBytes := int64(warps+tiles) * int64(nw) * 16 * 4
+	if b.gtws == nil || cntBytes > b.gtCnt || partBytes > b.gtws.Bytes-b.gtCnt {
+		if b.gtws != nil {
+			cntBytes, partBytes = max(cntBytes, b.gtCnt), max(partBytes, b.gtws.Bytes-b.gtCnt)
+			b.dev.Alloc.Put(b.gtws)
+			b.gtws = nil
+		}
+		blk, err := b.dev.Alloc.Get(cntBytes+partBytes, Workspace)
+		if err != nil {
+			return 0, 0, fmt.Errorf("gemv4t workspace (%d bytes): %w", cntBytes+partBytes, err)
+		}
+		if err := b.dev.memset0(blk.Ptr, int(cntBytes)); err != nil {
+			b.dev.Alloc.Put(blk)
+			return 0, 0, fmt.Errorf("gemv4t workspace: zeroing the counters: %w", err)
+		}
+		b.gtws, b.gtCnt = blk, cntBytes
+	}
+	return b.gtws.Ptr, b.gtws.Ptr + uintptr(b.gtCnt), nil
 }
 
 // gemv4tName is the gemv4t kernel (base "gemv4t" or "gemv4t_swiglu") for h's absmax kind and
@@ -279,18 +322,15 @@ func gemv4tName(base string, q *qdev) string {
 
 // gemv4tApplies reports whether gemv4t takes the 4-bit weight q with x at device address xp:
 // block sizes powers of two ≥ 64 (a 64-code segment has one absmax) dividing K (rows start on a
-// block), with double quantization a warp's segment range no longer than a nested block (so it
-// crosses at most one nested boundary), K % 64 == 0 with at least one segment a warp (K ≥ 512),
-// Rows·Cols < 2^31 (32-bit element indices), packed codes and x 8-byte aligned, and x's fp16 copy
-// plus the 36 KiB of static tables within the 227 KiB a block may have. The caller has checked the
-// format is 4-bit.
+// block), K % 128 == 0 (units of two segments), with double quantization nested blocks of two or
+// more blocks (a unit's two blocks share one), Rows·Cols < 2^31 (32-bit element indices), packed
+// codes and x 16-byte aligned, and the shared memory within the 227 KiB a block may have. The
+// caller has checked the format is 4-bit.
 func gemv4tApplies(q *qdev, xp uintptr) bool {
 	h := &q.h
-	_, _, pow2 := blockShifts(h)
-	warpRange := (h.Cols/64 + 7) / 8 // segments, so at most as many blocks
-	return pow2 && h.BlockSize >= 64 && h.Cols%h.BlockSize == 0 && h.Cols >= 64*8 &&
-		(q.absmax != 0 || warpRange <= h.NestedBlockSize) && int64(h.Rows)*int64(h.Cols) < 1<<31 &&
-		q.packed%8 == 0 && xp%8 == 0 && gemv4tShared(h.Cols)+38<<10 <= 227<<10
+	_, nsh, pow2 := blockShifts(h)
+	return pow2 && h.BlockSize >= 64 && h.Cols%h.BlockSize == 0 && h.Cols%128 == 0 && (q.absmax != 0 || nsh >= 1) &&
+		int64(h.Rows)*int64(h.Cols) < 1<<31 && q.packed%16 == 0 && xp%16 == 0 && gemv4tShared(h.Cols) <= 227<<10
 }
 
 // QuantSwiGLU sets out = silu(x'·gateᵀ) ⊙ (x'·upᵀ), x' = x or RMSNorm(x) by norm, with one
@@ -325,7 +365,7 @@ func (b *Backend) QuantSwiGLU(out, x *tensor.Tensor, gate, up *tensor.QTensor, n
 	if !gemv4tApplies(g, xp) || !gemv4tApplies(u, xp) {
 		return false, nil
 	}
-	return b.launchGemv4t("quant swiglu", "gemv4t_swiglu", 2, xp, []*qdev{g, u}, []uintptr{op, 0}, 1, 0, norm, (g.h.Rows+15)/16, 2)
+	return b.launchGemv4t("quant swiglu", "gemv4t_swiglu", 2, xp, []*qdev{g, u}, []uintptr{op, 0}, 1, 0, norm, (g.h.Rows+15)/16)
 }
 
 // fusedDecode reports whether the fused gemv4t decode ops may run: the decode GEMVs are on and the
@@ -351,11 +391,11 @@ func (q *qdev) gtArgs(out uintptr) []any {
 // launchGemv4t launches the gemv4t kernel family base ("gemv4t", "gemv4t3" or "gemv4t_swiglu"; the
 // normed form, base + "n", with norm set) on x at xp for the weights ws writing outs (one address a
 // weight), taking `slots` GT_W parameter sets (those past ws are zeros: no tiles), over `tiles`
-// 16-row tiles with at most perSM blocks an SM. It reports false, launching nothing, when norm's
+// 16-row tiles. It reports false, launching nothing, when norm's
 // weight does not fit (normArgs). The weights share one layout (sameGemv4tLayout); the caller holds
 // the lock. op names the operation in errors.
 func (b *Backend) launchGemv4t(op, base string, slots int, xp uintptr, ws []*qdev, outs []uintptr, alpha, beta float32,
-	norm *tensor.RMSNormSpec, tiles, perSM int) (bool, error) {
+	norm *tensor.RMSNormSpec, tiles int) (bool, error) {
 	q0 := ws[0]
 	nargs, err := b.normArgs(op, norm, q0.h.Cols)
 	if err != nil || nargs == nil {
@@ -365,7 +405,17 @@ func (b *Backend) launchGemv4t(op, base string, slots int, xp uintptr, ws []*qde
 		base += "n"
 	}
 	bsh, _, _ := blockShifts(&q0.h)
+	nw, blockWarps := 1, gemv4tWarps1 // weights a tile, warps a block
+	if strings.HasPrefix(base, "gemv4t_swiglu") {
+		nw, blockWarps = 2, gemv4tWarps2
+	}
+	grid, warps := b.gemv4tGrid(tiles, q0.h.Cols, blockWarps)
+	cnt, part, err := b.gemv4tWorkspace(tiles, warps, nw)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
 	args := append([]any{xp, q0.h.Cols, alpha, beta, q0.codebook, bsh}, nargs...)
+	args = append(args, cnt, part)
 	for i := 0; i < slots; i++ {
 		if i < len(ws) {
 			args = append(args, ws[i].gtArgs(outs[i])...)
@@ -373,7 +423,7 @@ func (b *Backend) launchGemv4t(op, base string, slots int, xp uintptr, ws []*qde
 			args = append(args, uintptr(0), 0, uintptr(0), uintptr(0), uintptr(0), uintptr(0), uintptr(0), float32(0), 0)
 		}
 	}
-	return true, b.k.launch(gemv4tName(base, q0), b.gemv4tGrid(tiles, perSM), dim3{x: gt4Threads}, gemv4tShared(q0.h.Cols), args...)
+	return true, b.k.launchDependent(gemv4tName(base, q0), grid, dim3{x: 32 * blockWarps}, gemv4tShared(q0.h.Cols), args...)
 }
 
 // normArgs is the RMSNorm part of a gemv4t launch's arguments (weight, its dtype code, eps,
@@ -432,7 +482,7 @@ func (b *Backend) QuantMatMulSharedX(outs []*tensor.Tensor, x *tensor.Tensor, ws
 		}
 		tiles += (q.h.Rows + 15) / 16
 	}
-	return b.launchGemv4t("quant matmul shared x", "gemv4t3", 3, xp, qs, ops, 1, 0, norm, tiles, 3)
+	return b.launchGemv4t("quant matmul shared x", "gemv4t3", 3, xp, qs, ops, 1, 0, norm, tiles)
 }
 
 // gs4Threads is GS_THREADS of kernels/quant.cu: the threads of one gemv4s block.
@@ -521,7 +571,7 @@ func (b *Backend) gemv(q *qdev, out, x *tensor.Tensor, transW bool, alpha, beta 
 		case "", "gemv4t", "gemv4s", "gemv4s_r2", "gemv4s_r4", "gemv4s_r8":
 			bsh, nsh, pow2 := blockShifts(h)
 			if m == 1 && pow2 && (name == "" || name == "gemv4t") && gemv4tApplies(q, xp) {
-				_, err := b.launchGemv4t("quant gemv", "gemv4t", 1, xp, []*qdev{q}, []uintptr{op}, alpha, beta, nil, (h.Rows+15)/16, 3)
+				_, err := b.launchGemv4t("quant gemv", "gemv4t", 1, xp, []*qdev{q}, []uintptr{op}, alpha, beta, nil, (h.Rows+15)/16)
 				return true, err
 			}
 			if m == 1 && pow2 {

@@ -3,6 +3,9 @@ package cuda
 import (
 	"fmt"
 	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -138,7 +141,8 @@ func TestQuantizedConformance(t *testing.T) {
 // against the CPU's rounded weights their bound is bf16's, 3e-3; with float32 weights gemv4t's is
 // 1e-3 (its fp16 codebook), gemv4s's and gemv4h's stay 3e-3. Shapes: 300 rows (not a multiple of
 // the 16-row blocks), K = 512 (16 chunks of 32 codes: half of each warp idle) and 4160 (130 chunks:
-// more than a gemv4s block has threads, its U = 4 form; 65 segments of 64 for gemv4t's 8 warps).
+// more than a gemv4s block has threads, its U = 4 form; not whole 128-code units, so gemv4s runs
+// there instead of gemv4t).
 func TestQuantGEMV(t *testing.T) {
 	p := newPair(t)
 	defer p.free()
@@ -165,7 +169,7 @@ func TestQuantGEMV(t *testing.T) {
 						tol = 3e-3
 					} else if approx && (mk.kernel == "gemv4t" || mk.kernel == "") { // "": gemv4t at m = 1 (gemv4s where it does not apply), gemv4h at m = 4
 						tol = 3e-3
-						if m == 1 && k%h.BlockSize == 0 {
+						if m == 1 && k%128 == 0 && k%h.BlockSize == 0 {
 							tol = 1e-3 // gemv4t: the fp16 codebook, 2^-12 a weight
 						}
 					}
@@ -194,8 +198,8 @@ func TestQuantGEMV(t *testing.T) {
 						} else if want == "" {
 							want = "gemv4h"
 						}
-						if want == "gemv4t" && k%h.BlockSize != 0 {
-							want = "gemv4s" // gemv4t takes rows that start on an absmax block (here: FP4 blocks of 128, K = 4160)
+						if want == "gemv4t" && (k%128 != 0 || k%h.BlockSize != 0) {
+							want = "gemv4s" // gemv4t takes K % 128 == 0 (here 512, not 4160) and rows that start on an absmax block
 						}
 						if strings.HasPrefix(want, "gemv4s") && h.BlockSize >= 32 {
 							want, _ = gemv4sKernel(want, 300, k) // gemv4s_rR_uU, R and U by the shape
@@ -220,7 +224,7 @@ func TestQuantGEMV(t *testing.T) {
 
 // TestQuantSwiGLU: the fused decode kernel (gemv4t_swiglu: silu(x·Gᵀ)·(x·Uᵀ) in one launch) against
 // the CPU's two products and SwiGLU on the same exact weights, for every 4-bit layout, with K = 512
-// and 4160 (more segments than a block has warps, the last group partial) and 300 rows (not a
+// 4160 (declined: gemv4t takes K % 128 == 0) and 4224 (several units a tile) and 300 rows (not a
 // multiple of the 16-row blocks); bound: bf16's, as gemv4t. Also: it declines (false, nothing
 // written) for two rows of x, for weights of different shapes, and with int8 weights.
 func TestQuantSwiGLU(t *testing.T) {
@@ -228,7 +232,7 @@ func TestQuantSwiGLU(t *testing.T) {
 	defer p.free()
 	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
 	be := p.g.(*Backend)
-	for _, k := range []int{512, 4160} {
+	for _, k := range []int{512, 4160, 4224} {
 		gates, ups := quantHosts(t, 300, k, 11), quantHosts(t, 300, k, 12)
 		for name, hg := range gates {
 			if !hg.Format.Is4Bit() {
@@ -264,7 +268,7 @@ func TestQuantSwiGLU(t *testing.T) {
 					be.StartProfile()
 					ok, err := be.QuantSwiGLU(og, xg, wg[0], wg[1], spec)
 					prof, perr := be.StopProfile()
-					if k%hg.BlockSize != 0 { // rows not starting on an absmax block: declined
+					if k%128 != 0 || k%hg.BlockSize != 0 { // K not in whole units, or rows not starting on an absmax block: declined
 						if ok || err != nil || len(prof) != 0 {
 							t.Errorf("QuantSwiGLU with K %% block size != 0: ok %v, %v, kernels %v; want false, nil, none", ok, err, prof)
 						}
@@ -322,7 +326,8 @@ func TestQuantSwiGLU(t *testing.T) {
 }
 
 // TestQuantSharedX: q, k and v of a decode row in one launch (gemv4t3: QuantMatMulSharedX) against
-// the CPU's three products on the same exact weights, for every 4-bit layout, K = 512 and 4160,
+// the CPU's three products on the same exact weights, for every 4-bit layout, K = 512, 4160
+// (declined: K % 128 != 0) and 4224,
 // with 300, 100 and 36 rows (no multiple of the 16-row tiles) and with two weights; bound: 1e-3
 // for float32 weights (gemv4t's fp16 codebook), else bf16's 3e-3. It declines (false, nothing
 // run) where gemv4t does not apply (rows not on an absmax block) and for mixed layouts.
@@ -332,7 +337,7 @@ func TestQuantSharedX(t *testing.T) {
 	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
 	be := p.g.(*Backend)
 	rows := []int{300, 100, 36}
-	for _, k := range []int{512, 4160} {
+	for _, k := range []int{512, 4160, 4224} {
 		sets := []map[string]*tensor.QuantHost{quantHosts(t, rows[0], k, 21), quantHosts(t, rows[1], k, 22), quantHosts(t, rows[2], k, 23)}
 		for name, h0 := range sets[0] {
 			if !h0.Format.Is4Bit() {
@@ -378,9 +383,9 @@ func TestQuantSharedX(t *testing.T) {
 					if err != nil || perr != nil {
 						t.Fatal(err, perr)
 					}
-					if k%h0.BlockSize != 0 {
+					if k%128 != 0 || k%h0.BlockSize != 0 {
 						if ok || len(prof) != 0 {
-							t.Errorf("rows off absmax blocks: ok %v, kernels %v; want false, none", ok, prof)
+							t.Errorf("K not in units or rows off absmax blocks: ok %v, kernels %v; want false, none", ok, prof)
 						}
 						return
 					}
@@ -508,5 +513,129 @@ func TestHoldDequantized(t *testing.T) {
 		if g1[i] != g2[i] || g1[i] != g1[i] {
 			t.Fatalf("input gradient element %d: %g from the held copy, %g from a fresh one", i, g1[i], g2[i])
 		}
+	}
+}
+
+// TestGemv4tStreamK: gemv4t's work split (stream-K: each warp a contiguous range of 64-code
+// segments, tiles shared by several warps summed by the last of them) with the grid capped to 1,
+// 3 and 7 blocks (8 warps each: a warp's range crosses many tiles, the counters are reused
+// launch after launch) and uncapped, for K = 4224 (x in the pair table's gaps) and 16512 (more
+// than 256 segments: x after the table), against the CPU: QuantMatMul with alpha and beta,
+// QuantSwiGLU and QuantMatMulSharedX (three weights of 300, 100 and 36 rows). Repeating a launch
+// gives the same bits (the slots are summed in warp order, whatever finishes first).
+func TestGemv4tStreamK(t *testing.T) {
+	p := newPair(t)
+	defer p.free()
+	gq, cq := p.g.(tensor.Quantized), p.c.(tensor.Quantized)
+	be := p.g.(*Backend)
+	defer func() { be.gtMaxBlocks = 0 }()
+	rows := []int{300, 100, 36}
+	for _, k := range []int{4224, 16512} {
+		sets := []map[string]*tensor.QuantHost{quantHosts(t, rows[0], k, 31), quantHosts(t, rows[1], k, 32), quantHosts(t, rows[2], k, 33)}
+		for _, name := range []string{"nf4/bs64/dq=true/bfloat16", "nf4/bs64/dq=false/float32", "fp4/bs128/dq=true/float32"} {
+			for _, blocks := range []int{1, 3, 7, 0} {
+				t.Run(fmt.Sprintf("K%d/%s/blocks%d", k, name, blocks), func(t *testing.T) {
+					be.gtMaxBlocks = blocks
+					pp := &pair{t: t, g: p.g, c: p.c, r: p.r}
+					defer pp.free()
+					h0 := sets[0][name]
+					tol := 3e-3
+					if h0.Round == tensor.F32 || h0.Round == tensor.Invalid {
+						tol = 1e-3
+					}
+					var wg, wc []*tensor.QTensor
+					for i := range 3 {
+						a, err := gq.QuantFromHost(sets[i][name])
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer a.Free()
+						c, _ := cq.QuantFromHost(sets[i][name])
+						defer c.Free()
+						wg, wc = append(wg, a), append(wc, c)
+					}
+					xg, xc := pp.rand(tensor.F32, 1, 1, k)
+					// one weight, alpha and beta; then twice with beta = 0: the same bits
+					og, oc := pp.rand(tensor.F32, 1, 1, rows[0])
+					be.StartProfile()
+					err := gq.QuantMatMul(og, xg, wg[0], true, 1.5, 0.5)
+					prof, perr := be.StopProfile()
+					if err != nil || perr != nil {
+						t.Fatal(err, perr)
+					}
+					if len(prof) != 1 || !strings.HasPrefix(prof[0].Name, "gemv4t_") {
+						t.Fatalf("kernels %v; want one gemv4t", prof)
+					}
+					if err := cq.QuantMatMul(oc, xc, wc[0], true, 1.5, 0.5); err != nil {
+						t.Fatal(err)
+					}
+					pp.same("gemv4t", og, oc, tol)
+					var runs [2][]float32
+					for r := range runs {
+						o, _ := pp.zeros(1, rows[0])
+						if err := gq.QuantMatMul(o, xg, wg[0], true, 1, 0); err != nil {
+							t.Fatal(err)
+						}
+						if runs[r], err = p.g.ToFloat32(o); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if !slices.Equal(runs[0], runs[1]) {
+						t.Errorf("two launches on the same input differ")
+					}
+					// SwiGLU of weights 0 and 1 over 300 rows (the up weight: weight 0's codes again)
+					sg, _ := pp.zeros(1, rows[0])
+					if ok, err := be.QuantSwiGLU(sg, xg, wg[0], wg[0], nil); !ok || err != nil {
+						t.Fatalf("QuantSwiGLU: %v, %v", ok, err)
+					}
+					_, gcc := pp.zeros(1, rows[0])
+					if err := cq.QuantMatMul(gcc, xc, wc[0], true, 1, 0); err != nil {
+						t.Fatal(err)
+					}
+					if err := p.c.SwiGLU(gcc, gcc, gcc); err != nil {
+						t.Fatal(err)
+					}
+					pp.same("gemv4t_swiglu", sg, gcc, 1.5*tol)
+					// q, k and v
+					var og3, oc3 []*tensor.Tensor
+					for i := range 3 {
+						g, c := pp.zeros(1, rows[i])
+						og3, oc3 = append(og3, g), append(oc3, c)
+					}
+					if ok, err := be.QuantMatMulSharedX(og3, xg, wg, nil); !ok || err != nil {
+						t.Fatalf("QuantMatMulSharedX: %v, %v", ok, err)
+					}
+					for i := range 3 {
+						if err := cq.QuantMatMul(oc3[i], xc, wc[i], true, 1, 0); err != nil {
+							t.Fatal(err)
+						}
+						pp.same(fmt.Sprintf("gemv4t3 weight %d", i), og3[i], oc3[i], tol)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestGemv4tConstants: the Go side's gemv4t block shapes and shared-memory layout match the
+// kernel source's (a launch with another block size fails: the kernels' launch bounds).
+func TestGemv4tConstants(t *testing.T) {
+	src, err := source("kernels/quant.cu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		want int
+	}{{"GT_WARPS1", gemv4tWarps1}, {"GT_WARPS2", gemv4tWarps2}, {"GT_TAB", 65536}} {
+		m := regexp.MustCompile(`(?m)^#define ` + c.name + ` (\d+)`).FindStringSubmatch(string(src))
+		if m == nil {
+			t.Errorf("kernels/quant.cu defines no %s", c.name)
+		} else if got, _ := strconv.Atoi(m[1]); got != c.want {
+			t.Errorf("kernels/quant.cu: %s = %d; the Go side has %d", c.name, got, c.want)
+		}
+	}
+	if got := gemv4tShared(4096); got != 65536+4096 {
+		t.Errorf("gemv4tShared(4096) = %d; want GT_XEXT = %d", got, 65536+4096)
 	}
 }

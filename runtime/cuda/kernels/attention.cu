@@ -241,6 +241,8 @@ extern "C" __global__ void attn_decode(float* out, float* lse, const float* q, c
     extern __shared__ float sc[];
     __shared__ float red[32];
     __shared__ float4 part[AD_WARPS][32];
+    grid_dep_wait(); // launched as a dependent (Backend.Attention): q, k and v are the previous kernels'
+    grid_dep_launch();
     int h = blockIdx.x, b = blockIdx.y;
     int kh = h / (Hq / Hkv);
     int lo, hi;

@@ -96,5 +96,20 @@ __device__ __forceinline__ double block_sum_d(double v, double* scratch) {
     return warp_sum_d(v);
 }
 
+// grid_dep_wait waits, in a kernel launched with programmatic dependent launch (kernels.launchDependent),
+// until the kernels before it on the stream have finished and their writes are visible; elsewhere
+// (or before sm_90) it does nothing. grid_dep_launch lets the next such kernel start its blocks as
+// this one's exit.
+__device__ __forceinline__ void grid_dep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_dep_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 // Grid-stride loop over n elements.
 #define FOR_EACH(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)

@@ -491,28 +491,64 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 }
 
 // gemv4t: the 4-bit decode GEMV at m = 1 on the tensor cores, out[n] = alpha·Σ_k x[k]·W[n, k] +
-// beta·out[n] (and, as gemv4t_swiglu, silu of one such product times another). Why: the SIMT
-// kernels (gemv4h/gemv4s) spend ~7 instructions a weight on lookups, FMAs and index arithmetic
-// and reach ~1 TB/s (ncu, H200: ALU pipe 60% busy); here a weight costs under 2.
-//   - Lookup: one shared-memory load per code byte gives the two fp16 codebook values of its
-//     nibbles, packed as an mma A register. The 256-entry pair table has one copy per lane, laid
-//     out so that lane l's copy sits in bank l (word e·32 + l): no bank conflicts, 32 KB.
-//   - Products: mma.sync m16n8k16 (fp16 in, float32 accumulation). The codebook is exact to 2^-12
-//     in fp16; x is scaled by a power of two (max|x|·s < 2^14, undone at the end) and rounded to
-//     fp16 (2^-12 relative): both well inside the bf16 bound, with no FMA per weight.
-//   - Layout: a block of GT_WARPS warps owns 16-row tiles (grid-stride over tiles: the table and
-//     x are built once per block); the 64-code segments of a row (one absmax block: block sizes
-//     ≥ 64) are split into GT_WARPS contiguous ranges, one per warp. Lane (g, t) (g = lane/4,
-//     t = lane%4) reads 8 bytes (16 codes) of rows g and g+8 of a segment; the mma's k slots map to
-//     the segment's codes so that lane t supplies codes t·16 .. t·16+15, and the four mmas of a
-//     segment sum all 64 codes of the two rows, scaled then by each row's absmax (the accumulator
-//     restarts each segment). Every column of the mma's B is x, so each lane holds its rows' sums.
-//   - Pipeline: the loads of the next G segments (codes, double-quant code bytes, nested absmax;
-//     possibly of the next tile) are issued before the current ones are used.
-// Grid: ≤ ceil(N/16) blocks (3 an SM); block 32·GT_WARPS; dynamic shared memory 2·K bytes (x).
-// K % 64 == 0, K/64 ≥ GT_WARPS, N·K < 2^31, block size 1 << bsh ≥ 64, nested block size 1 << nsh,
-// packed 8-byte and x 8-byte aligned.
-#define GT_WARPS 8
+// beta·out[n] (and, as gemv4t_swiglu, silu of one such product times another). What bounds a
+// 4-bit GEMV here is the L1/shared-memory pipe (ncu: 80% busy at 1.2 TB/s), which serves the code
+// loads (one wavefront per 128-byte line a warp load touches), the absmax loads and the codebook
+// lookups; the layout below is chosen to touch few lines and issue few instructions.
+//   - Unit: two 64-code segments (one absmax block each at block size 64) of a 16-row tile. Lane
+//     (g, t) (g = lane/4, t = lane%4) loads 16 bytes (32 codes) of rows g and g+8: segment t/2,
+//     codes (t%2)·32 .. +31; a warp load covers 8 rows × 64 contiguous bytes.
+//   - Blocks: one an SM, of GT_WARPS1 warps (GT_WARPS2 for the SwiGLU form: its registers), so the
+//     tables and x are built once an SM.
+//   - Products: mma.sync m16n8k16 (fp16 in, float32 accumulation), the lane's 32 codes of a row in
+//     8 mmas. The two segments have different absmax, so B's columns split them: lane (g, t)
+//     supplies x for column g only where its codes' segment t/2 matches g's parity, else zeros;
+//     column n then sums the codes of segment n%2, and the lane's accumulators are (row g, seg 0),
+//     (g, 1), (g+8, 0), (g+8, 1), scaled by their absmax after the unit.
+//   - Lookup: one byte permute and one shared-memory load per code byte give the two fp16
+//     codebook values of its nibbles as an mma A register: the permute puts the byte at bits 8-15
+//     and lane·4 at bits 0-7, the offset of the lane's copy of the entry in a 64 KiB table of 256
+//     entries 256 bytes apart (lane l's copy in bank l: no conflicts); the load's address is that
+//     plus a constant (GT_SMEM0). The upper 128 bytes of entry s hold segment s of x as fp16
+//     (K ≤ 16384; past that x follows the table), odd segments rotated by 32 bytes so that a warp's
+//     x load (segments s and s+1) touches each bank once. The codebook is exact to 2^-12 in fp16; x is
+//     scaled by a power of two (max|x|·s < 2^14, undone at the end; the same in every block) and
+//     rounded to fp16 (2^-12 relative): both well inside the bf16 bound.
+//   - Work (stream-K): the U units, tile-major, are split among the grid's W warps in contiguous
+//     ranges of ⌊U/W⌋ or ⌈U/W⌉ (warp w from ⌊w·U/W⌋), so every warp reads the same bytes whatever
+//     the shape. A warp's sums for a tile it shares go to a workspace slot (warp + tile: unique,
+//     as ranges are ordered); the last of the tile's warps to count in (a counter a tile, reset by
+//     that warp) adds the slots in warp order, so the result does not depend on timing, and
+//     writes the output. A tile one warp owns whole is written directly.
+//   - Pipeline: three units' loads in flight a warp (the first two issued before the block's
+//     prologue), and the blocks launched as dependents (kernels.launchDependent): they start
+//     while the previous kernel's blocks exit, and wait for it only before reading x.
+// Grid: ≤ one block an SM; block 32·GT_WARPS1 (NW = 1) or 32·GT_WARPS2 (NW = 2) threads; dynamic
+// shared memory GT_XEXT bytes (+ 2·K when K > 16384), no static. K % 128 == 0, N·K < 2^31, block
+// size 1 << bsh ≥ 64 dividing K, nested block size 1 << nsh ≥ 2, packed 16-byte and x 16-byte
+// aligned; cnt: ≥ ntiles int32 zeros (left zero), part: (W + ntiles)·NW·16 floats,
+// W = min(gridDim.x·warps, U).
+#define GT_WARPS1 20
+#define GT_WARPS2 12
+#define GT_XR 6 // float4 of x a thread keeps in registers while staging (more: read twice)
+#define GT_TAB 65536
+#define GT_NM GT_TAB                 // nested maps nm[3][256]
+#define GT_RED (GT_TAB + 3072)       // the warps' max |x| (32 floats) and sums of squares (32 doubles)
+#define GT_ZERO (GT_TAB + 3584)      // 128 zero bytes: the x of lanes whose B column is masked
+#define GT_XEXT (GT_TAB + 4096)      // x when K > 16384
+
+// GT_SMEM0: the shared-window offset of a gemv4t block's dynamic shared memory: the 1 KiB the
+// hardware reserves, then (no static shared memory in these kernels) the dynamic part. gemv4t_run
+// checks it, so that a lookup is one load at [offset + GT_SMEM0] (the address arithmetic folded
+// into the instruction) instead of an add and a load.
+#define GT_SMEM0 0x400
+
+// gt_lds reads the 32-bit word at byte offset off of the block's dynamic shared memory.
+__device__ __forceinline__ u32 gt_lds(u32 off) {
+    u32 v;
+    asm volatile("ld.shared::cta.u32 %0, [%1+0x400];" : "=r"(v) : "r"(off));
+    return v;
+}
 
 // mma_f16_16816: c += a·b for one m16n8k16 tile (fp16 a, b; float32 c).
 __device__ __forceinline__ void mma_f16_16816(float c[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
@@ -528,20 +564,17 @@ __device__ __forceinline__ u32 pack_f16x2(float lo, float hi) {
     return d;
 }
 
-// One weight's state for G segments of a lane's two rows: codes, double-quant code bytes (DQ) or
-// absmax values.
-template <int G>
+// GtBuf: one weight's loads for one unit of the lane's rows A (g) and B (g+8): the codes; DQ: the
+// double-quant code bytes (byte 2r+e: row r, segment e) and the nested absmax a[r][0]; else the
+// absmax a[r][e].
 struct GtBuf {
-    uint2 c[G][2];
-    u32 q[G][2];
-    float a[G][2];
+    uint4 c[2];
+    u32 q;
+    float a[2][2];
 };
 
-// GtW: one 4-bit weight's device arrays, and the per-tile state of the lane's two rows (A = g,
-// B = g+8): their codes, their first absmax block, and (DQ) the nested absmax of the warp's
-// segment range — at most two values, as a range no longer than a nested block crosses at most
-// one nested boundary: nLo before segment nSplit, nHi from it. id: the weight's slot (its nested
-// map in shared memory, its output).
+// GtW: one 4-bit weight's device arrays, and the load cursor's rows on its current tile: codes of
+// rows A and B + (t%2)·16, the absmax block of each row's first code. id: the weight's slot.
 struct GtW {
     const unsigned char* packed;
     const float* absmax;
@@ -550,12 +583,8 @@ struct GtW {
     float noff;
     int nsh;
     int id;
-    const unsigned char *pA, *pB; // row codes + t·8
-    int bA, bB;                   // absmax block of the row's first code
-    const unsigned char *qA, *qB; // DQ: codes + bA, codes + bB (the rows' absmax codes)
-    const float *aA, *aB;         // not DQ: absmax + bA, absmax + bB
-    float nLoA, nHiA, nLoB, nHiB;
-    int nSplitA, nSplitB;
+    const unsigned char *pA, *pB;
+    int bA, bB;
 };
 
 // GtSet: the weights of one launch. NW = 2 (SwiGLU): w[0] and w[1] over the same rows. NW = 1:
@@ -568,159 +597,122 @@ struct GtSet {
     int N[3], tileEnd[3];
 };
 
-// gt_tile sets w's row state for rows rA, rB (K % block size == 0: rows start on a block) and the
-// warp's segments [sBeg, sEnd).
-template <bool DQ>
-__device__ __forceinline__ void gt_tile(GtW& w, int rA, int rB, int K, int t, int bsh, int sBeg, int sEnd) {
-    w.pA = w.packed + (i64)rA * (K >> 1) + t * 8;
-    w.pB = w.packed + (i64)rB * (K >> 1) + t * 8;
-    w.bA = (rA * K) >> bsh;
-    w.bB = (rB * K) >> bsh;
+// gt_load loads the unit at segment s (even) of w's rows: lane (g, t) the 16 bytes of segment
+// s + t/2 at (t%2)·16 (pA, pB hold the t·16), and each row's absmax state of segments s, s+1 (one
+// block for both when blocks are ≥ 128 codes; one nested block for both: nested blocks hold an
+// even number of blocks).
+template <bool DQ, bool B64>
+__device__ __forceinline__ void gt_load(GtBuf& b, const GtW& w, int s, int bsh) {
+    b.c[0] = __ldg((const uint4*)(w.pA + s * 32));
+    b.c[1] = __ldg((const uint4*)(w.pB + s * 32));
+    const int iA = w.bA + (B64 ? s : s >> (bsh - 6)), iB = w.bB + (B64 ? s : s >> (bsh - 6));
     if (DQ) {
-        w.qA = w.codes + w.bA;
-        w.qB = w.codes + w.bB;
-    } else {
-        w.aA = w.absmax + w.bA;
-        w.aB = w.absmax + w.bB;
-    }
-    if (DQ) {
-        int sh = bsh - 6; // segments a block: 1 << sh
-        int lo = (w.bA + (sBeg >> sh)) >> w.nsh, hi = (w.bA + ((sEnd - 1) >> sh)) >> w.nsh;
-        w.nLoA = __ldg(w.nabs + lo);
-        w.nHiA = __ldg(w.nabs + hi);
-        w.nSplitA = lo == hi ? sEnd : (((hi << w.nsh) - w.bA) << sh); // first segment of nested block hi
-        lo = (w.bB + (sBeg >> sh)) >> w.nsh, hi = (w.bB + ((sEnd - 1) >> sh)) >> w.nsh;
-        w.nLoB = __ldg(w.nabs + lo);
-        w.nHiB = __ldg(w.nabs + hi);
-        w.nSplitB = lo == hi ? sEnd : (((hi << w.nsh) - w.bB) << sh);
-    }
-}
-
-// gt_load loads segments s0 .. s0+G-1 (clamped to sEnd-1: past the range, a valid segment not
-// used) of w's rows. B64: block size 64 (one block a segment).
-template <int G, bool DQ, bool B64>
-__device__ __forceinline__ void gt_load(GtBuf<G>& b, const GtW& w, int s0, int sEnd, int bsh) {
-    if (s0 + G <= sEnd) { // the whole group: offsets from one base
-        const unsigned char* ga = w.pA + ((i64)s0 << 5);
-        const unsigned char* gb = w.pB + ((i64)s0 << 5);
-#pragma unroll
-        for (int u = 0; u < G; u++) {
-            b.c[u][0] = __ldg((const uint2*)(ga + 32 * u));
-            b.c[u][1] = __ldg((const uint2*)(gb + 32 * u));
-        }
-        if (B64) { // one absmax block a segment: consecutive bytes (or floats)
-#pragma unroll
-            for (int u = 0; u < G; u++) {
-                if (DQ) {
-                    b.q[u][0] = __ldg(w.qA + s0 + u);
-                    b.q[u][1] = __ldg(w.qB + s0 + u);
-                } else {
-                    b.a[u][0] = __ldg(w.aA + s0 + u);
-                    b.a[u][1] = __ldg(w.aB + s0 + u);
-                }
-            }
-            return;
-        }
-    } else {
-#pragma unroll
-        for (int u = 0; u < G; u++) {
-            int s = min(s0 + u, sEnd - 1);
-            b.c[u][0] = __ldg((const uint2*)(w.pA + ((i64)s << 5)));
-            b.c[u][1] = __ldg((const uint2*)(w.pB + ((i64)s << 5)));
-        }
-    }
-    const int sh = B64 ? 0 : bsh - 6;
-#pragma unroll
-    for (int u = 0; u < G; u++) {
-        int s = min(s0 + u, sEnd - 1);
-        if (DQ) {
-            b.q[u][0] = __ldg(w.qA + (s >> sh));
-            b.q[u][1] = __ldg(w.qB + (s >> sh));
+        if (B64) { // both code bytes of a row in one load (aligned: rows start on an even block, s is even)
+            b.q = (u32)__ldg((const unsigned short*)(w.codes + iA)) | (u32)__ldg((const unsigned short*)(w.codes + iB)) << 16;
         } else {
-            b.a[u][0] = __ldg(w.aA + (s >> sh));
-            b.a[u][1] = __ldg(w.aB + (s >> sh));
+            const u32 cA = __ldg(w.codes + iA), cB = __ldg(w.codes + iB);
+            b.q = cA * 0x101u | cB * 0x1010000u;
         }
+        b.a[0][0] = __ldg(w.nabs + (iA >> w.nsh));
+        b.a[1][0] = __ldg(w.nabs + (iB >> w.nsh));
+    } else if (B64) {
+        const float2 vA = __ldg((const float2*)(w.absmax + iA)), vB = __ldg((const float2*)(w.absmax + iB));
+        b.a[0][0] = vA.x, b.a[0][1] = vA.y, b.a[1][0] = vB.x, b.a[1][1] = vB.y;
+    } else {
+        b.a[0][0] = b.a[0][1] = __ldg(w.absmax + iA);
+        b.a[1][0] = b.a[1][1] = __ldg(w.absmax + iB);
     }
 }
 
-// lds_u32 loads the 32-bit word at shared-memory (.shared::cta) address a.
-__device__ __forceinline__ u32 lds_u32(u32 a) {
-    u32 v;
-    asm volatile("ld.shared::cta.u32 %0, [%1];" : "=r"(v) : "r"(a));
-    return v;
-}
-
-// GT_PAIR: the A register of the code byte at bit SH of w: lane l's copy of the pair-table entry
-// (byte·128 + l·4 is its byte offset in gtab; tb4 = gtab's shared address + l·4): a byte permute,
-// a shift-add and the load.
-#define GT_PAIR(w, SH) lds_u32((__byte_perm((w), 0u, 0x4440u | ((SH) >> 3)) << 7) + tb4)
+// GT_PAIR: the A register of byte J of the code word w: lane l's copy of the pair-table entry.
+#define GT_PAIR(w, J) gt_lds(__byte_perm((w), lane4, 0x5504u | ((J) << 4)))
 
 // gemv4t_run: the kernel body. NW = 1: out_i = alpha·x·W_iᵀ + beta·out_i for the weights of S along
-// the tiles; NW = 2: out_0 = silu(x·W_0ᵀ)·(x·W_1ᵀ). G segments a load group; DQ: double-quantized
-// absmax (every weight); B64: block size 64.
-// x is scaled per warp (each warp stages, as fp16, only the segments it multiplies, with its own
-// power of two: no block-wide reduction) and each warp's partial sums are unscaled before the
-// block's reduction.
-template <int NW, int G, bool DQ, bool B64, bool NORM>
+// the tiles; NW = 2: out_0 = silu(x·W_0ᵀ)·(x·W_1ᵀ). DQ: double-quantized absmax (every weight);
+// B64: block size 64; NORM: x is RMS-normalized by nw first.
+template <int NW, bool DQ, bool B64, bool NORM>
 __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K, float alpha, float beta, const float* codebook,
-                                           int bsh, const void* nw, int ndt, float eps, int addOne) {
-    extern __shared__ __align__(16) u32 xh[]; // K/2 fp16 pairs of s_w·x (s_w: the scale of the warp owning the segment)
-    __shared__ __align__(16) u32 gtab[256 * 32]; // entry e = {fp16(codebook[e >> 4]), fp16(codebook[e & 15])}, lane l's copy at word e·32 + l
-    __shared__ float nm[3][256];
-    __shared__ float red[2][NW][GT_WARPS][16];
-    __shared__ double ssq[GT_WARPS];
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int nseg = K >> 6, ntiles = S.tileEnd[2];
-    const int sBeg = warp * nseg / GT_WARPS, sEnd = (warp + 1) * nseg / GT_WARPS; // ≥ 1 segment: nseg ≥ GT_WARPS
-    const u32 off4 = (u32)lane * 4u;
-    const u32 tb4 = (u32)__cvta_generic_to_shared(gtab) + off4; // the lane's column of the table
-    GtW wl[NW], wc[NW]; // the load cursor's and the compute cursor's tile state
-    GtBuf<G> A[NW], B[NW];
-    int lt = blockIdx.x, ls = sBeg; // load cursor: tile, segment
+                                           int bsh, const void* nw, int ndt, float eps, int addOne, int* cnt, float* part) {
+    extern __shared__ __align__(16) u32 gsm[]; // all of the block's shared memory (GT_SMEM0)
+    unsigned char* const sm = (unsigned char*)gsm;
+    float(*nm)[256] = (float(*)[256])(sm + GT_NM);
+    float* redf = (float*)(sm + GT_RED);
+    double* redd = (double*)(sm + GT_RED + 128);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3, nwarp = blockDim.x >> 5;
+    const int nseg = K >> 6, npair = nseg >> 1, ntiles = S.tileEnd[2];
+    const int U = ntiles * npair, W = min((int)gridDim.x * nwarp, U), wg = blockIdx.x * nwarp + warp;
+    const int u0 = wg < W ? (int)((long long)wg * U / W) : U, u1 = wg < W ? (int)((long long)(wg + 1) * U / W) : U;
+    const u32 lane4 = (u32)lane * 4u;
+    const int xb = nseg <= 256 ? 128 : GT_XEXT, xs = nseg <= 256 ? 256 : 128; // segment s of x at byte xb + s·xs
+    if (((u32)__cvta_generic_to_shared(gsm) & 0xffffffu) != GT_SMEM0) __trap(); // a broken layout assumption
+    grid_dep_launch(); // the next dependent kernel's blocks may take SMs as these blocks exit
+    GtW wl[NW]; // the load cursor's rows
+    GtBuf A[NW], B[NW], C[NW];
+    int lu = u0, lt = u0 / npair, ls = 2 * (u0 - lt * npair); // load cursor: unit, tile, segment
+    auto setRows = [&](GtW& w, const GtW& src, int rA, int rB) { // field by field: no copy of S through local memory
+        w.absmax = src.absmax;
+        w.codes = src.codes;
+        w.nabs = src.nabs;
+        w.nsh = src.nsh;
+        w.pA = src.packed + rA * (K >> 1) + t * 16;
+        w.pB = src.packed + rB * (K >> 1) + t * 16;
+        w.bA = (rA * K) >> bsh;
+        w.bB = (rB * K) >> bsh;
+    };
     auto tileRows = [&](int tile) {
         if (NW == 2) {
             int rA = min(tile * 16 + g, S.N[0] - 1), rB = min(tile * 16 + g + 8, S.N[0] - 1); // rows past N: row N-1, not written
-            wl[0] = S.w[0];
-            wl[NW - 1] = S.w[1];
-#pragma unroll
-            for (int k = 0; k < NW; k++) gt_tile<DQ>(wl[k], rA, rB, K, t, bsh, sBeg, sEnd);
+            setRows(wl[0], S.w[0], rA, rB);
+            setRows(wl[NW - 1], S.w[1], rA, rB);
+        } else if (tile < S.tileEnd[0]) {
+            setRows(wl[0], S.w[0], min(tile * 16 + g, S.N[0] - 1), min(tile * 16 + g + 8, S.N[0] - 1));
+        } else if (tile < S.tileEnd[1]) {
+            int r = (tile - S.tileEnd[0]) * 16;
+            setRows(wl[0], S.w[1], min(r + g, S.N[1] - 1), min(r + g + 8, S.N[1] - 1));
         } else {
-            int i = tile < S.tileEnd[0] ? 0 : (tile < S.tileEnd[1] ? 1 : 2);
-            int t0 = i == 0 ? 0 : (i == 1 ? S.tileEnd[0] : S.tileEnd[1]), n = i == 0 ? S.N[0] : (i == 1 ? S.N[1] : S.N[2]);
-            wl[0] = i == 0 ? S.w[0] : (i == 1 ? S.w[1] : S.w[2]);
-            gt_tile<DQ>(wl[0], min((tile - t0) * 16 + g, n - 1), min((tile - t0) * 16 + g + 8, n - 1), K, t, bsh, sBeg, sEnd);
+            int r = (tile - S.tileEnd[1]) * 16;
+            setRows(wl[0], S.w[2], min(r + g, S.N[2] - 1), min(r + g + 8, S.N[2] - 1));
         }
     };
-    auto loadNext = [&](GtBuf<G>(&buf)[NW]) {
-        if (lt < ntiles) {
+    auto loadNext = [&](GtBuf(&buf)[NW]) {
+        if (lu < u1) {
 #pragma unroll
-            for (int k = 0; k < NW; k++) gt_load<G, DQ, B64>(buf[k], wl[k], ls, sEnd, bsh);
+            for (int k = 0; k < NW; k++) gt_load<DQ, B64>(buf[k], wl[k], ls, bsh);
         }
-        ls += G;
-        if (ls >= sEnd) {
-            ls = sBeg;
-            lt += gridDim.x;
-            if (lt < ntiles) tileRows(lt);
+        lu++;
+        ls += 2;
+        if (ls >= nseg) {
+            ls = 0;
+            lt++;
+            if (lu < u1) tileRows(lt);
         }
     };
-    if (lt < ntiles) tileRows(lt);
-#pragma unroll
-    for (int k = 0; k < NW; k++) wc[k] = wl[k];
-    loadNext(A); // the first loads fly while the tables are built
-    for (int i = tid; i < 256 * 32; i += 32 * GT_WARPS) {
-        int e = i >> 5;
-        gtab[i] = pack_f16x2(__ldg(codebook + (e >> 4)), __ldg(codebook + (e & 15)));
+    if (u0 < u1) {
+        tileRows(lt);
+        loadNext(A); // the first loads fly while the tables are built
+        loadNext(B);
     }
-    if (DQ) {
-        for (int i = tid; i < 256; i += 32 * GT_WARPS) {
-            nm[0][i] = S.nmap[0][i];
-            if (NW == 2 || S.tileEnd[1] > S.tileEnd[0]) nm[1][i] = S.nmap[1][i];
-            if (NW == 1 && S.tileEnd[2] > S.tileEnd[1]) nm[2][i] = S.nmap[2][i];
+    float nmv[3] = {0.f, 0.f, 0.f}; // the nested maps, loaded now and stored after the table
+    if (DQ && tid < 256) {
+        nmv[0] = __ldg(S.nmap[0] + tid);
+        if (NW == 2 || S.tileEnd[1] > S.tileEnd[0]) nmv[1] = __ldg(S.nmap[1] + tid);
+        if (NW == 1 && S.tileEnd[2] > S.tileEnd[1]) nmv[2] = __ldg(S.nmap[2] + tid);
+    }
+    { // the pair table: entry e = {fp16(codebook[e >> 4]), fp16(codebook[e & 15])}, lane l's copy at byte e·256 + l·4;
+      // a thread writes four copies of an entry at once (8 lanes an entry)
+        const float cb = __ldg(codebook + (lane & 15));
+        for (int e0 = warp * 4; e0 < 256; e0 += nwarp * 4) {
+            const int e = e0 + (lane >> 3);
+            const u32 v = pack_f16x2(__shfl_sync(0xffffffffu, cb, e >> 4), __shfl_sync(0xffffffffu, cb, e & 15));
+            *(uint4*)(sm + e * 256 + (lane & 7) * 16) = make_uint4(v, v, v, v);
         }
     }
-    // x: this warp's segments (times the RMSNorm weight w' when nw is set: the norm's scalar
-    // 1/rms is applied to the sums), scaled by s = 2^(14 − e) with their max = m·2^e (m in
-    // [0.5, 1)): xh = fp16(s·x·w') (the scaling exact: a power of two)
+    if (DQ && tid < 256) nm[0][tid] = nmv[0], nm[1][tid] = nmv[1], nm[2][tid] = nmv[2];
+    if (tid < 32) ((u32*)(sm + GT_ZERO))[tid] = 0u;
+    grid_dep_wait(); // launched as a dependent: x and the outputs are the previous kernels' (nothing global read or written before)
+    // x (times the RMSNorm weight w' when nw is set: the norm's scalar 1/rms is applied to the
+    // sums), scaled by s = 2^(14 − e) with its max = m·2^e (m in [0.5, 1)): fp16(s·x·w') (the
+    // scaling exact: a power of two). Every block computes the same s and 1/rms.
     auto xw = [&](int i) { // elements 4i..4i+3 of x·w'
         float4 v = __ldg((const float4*)x + i);
         if (NORM) {
@@ -732,121 +724,192 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     };
     float amax = 0.f;
     double ss = 0;
-    for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
+    float4 xv[GT_XR]; // the thread's first GT_XR float4 of x·w', kept for the staging
+    auto scan = [&](int i) {
         if (NORM) { // the norm's sum of squares, of x itself, in float64 (as kernels/norm.cu)
             float4 r = __ldg((const float4*)x + i);
             ss += (double)r.x * r.x + (double)r.y * r.y + (double)r.z * r.z + (double)r.w * r.w;
         }
         float4 v = xw(i);
         amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+        return v;
+    };
+#pragma unroll
+    for (int j = 0; j < GT_XR; j++) {
+        const int i = tid + j * blockDim.x;
+        if (i < (K >> 2)) xv[j] = scan(i);
     }
+    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) scan(i);
     amax = warp_max(amax);
-    if (NORM) {
-        ss = warp_sum_d(ss);
-        if (lane == 0) ssq[warp] = ss;
+    if (NORM) ss = warp_sum_d(ss);
+    if (lane == 0) {
+        redf[warp] = amax;
+        redd[warp] = ss;
+    }
+    __syncthreads();
+    amax = 0.f;
+    double tot = 0;
+    for (int w = 0; w < nwarp; w++) {
+        amax = fmaxf(amax, redf[w]);
+        tot += redd[w];
     }
     int ex = 14;
     if (amax > 0.f && amax <= 3.0e38f) frexpf(amax, &ex);
     const float sc = ldexpf(1.f, 14 - ex);
     float inv = ldexpf(1.f, ex - 14);
-    for (int i = (sBeg << 4) + lane; i < (sEnd << 4); i += 32) {
-        float4 v = xw(i);
-        *(uint2*)(xh + 2 * i) = make_uint2(pack_f16x2(v.x * sc, v.y * sc), pack_f16x2(v.z * sc, v.w * sc));
-    }
-    __syncthreads(); // the table, the nested maps and the norm's partial sums (each warp reads only its own x)
-    if (NORM) {
-        double tot = 0;
+    if (NORM) inv *= (float)(1.0 / sqrt(tot / K + (double)eps)); // 1/rms, as kernels/norm.cu
+    auto stage = [&](int i, float4 v) { // odd segments rotated by 32 bytes
+        const int s = i >> 4;
+        *(uint2*)(sm + xb + s * xs + (((i & 15) * 8 + (s & 1) * 32) & 127)) =
+            make_uint2(pack_f16x2(v.x * sc, v.y * sc), pack_f16x2(v.z * sc, v.w * sc));
+    };
 #pragma unroll
-        for (int w = 0; w < GT_WARPS; w++) tot += ssq[w];
-        inv *= (float)(1.0 / sqrt(tot / K + (double)eps)); // 1/rms, as kernels/norm.cu
+    for (int j = 0; j < GT_XR; j++) {
+        const int i = tid + j * blockDim.x;
+        if (i < (K >> 2)) stage(i, xv[j]);
     }
+    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) stage(i, xw(i));
+    __syncthreads(); // the table, the nested maps and x
+    if (u0 >= u1) return;
+    // emit: the output of row r of tile `tile` from its final sums v (times inv)
+    auto emit = [&](int tile, int r, const float(&v)[NW]) {
+        if (NW == 2) {
+            int n = tile * 16 + r;
+            if (n < S.N[0]) S.out[0][n] = v[0] / (1.f + expf(-v[0])) * v[NW - 1]; // silu(gate)·up, as kernels/elementwise.cu swiglu
+        } else {
+            int i = tile < S.tileEnd[0] ? 0 : (tile < S.tileEnd[1] ? 1 : 2);
+            int t0 = i == 0 ? 0 : (i == 1 ? S.tileEnd[0] : S.tileEnd[1]), nN = i == 0 ? S.N[0] : (i == 1 ? S.N[1] : S.N[2]);
+            float* o = i == 0 ? S.out[0] : (i == 1 ? S.out[1] : S.out[2]);
+            int n = (tile - t0) * 16 + r;
+            if (n < nN) o[n] = beta == 0.f ? alpha * v[0] : alpha * v[0] + beta * o[n];
+        }
+    };
+    auto owner = [&](int u) { return (int)(((long long)(u + 1) * W + U - 1) / U) - 1; }; // the warp whose range holds unit u
     float acc[NW][2];
 #pragma unroll
     for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
-    int ct = blockIdx.x, cs = sBeg, par = 0; // compute cursor
-    auto step = [&](GtBuf<G>(&buf)[NW]) {
+    int cu = u0, ct = u0 / npair, cs = 2 * (u0 - ct * npair); // compute cursor
+    int cid = 0;                                             // the compute cursor's weight (NW = 1) and its nested offset
+    float cnoff = 0.f;
+    auto setCid = [&]() {
+        cid = NW == 2 || ct < S.tileEnd[0] ? 0 : (ct < S.tileEnd[1] ? 1 : 2);
+        cnoff = cid == 0 ? S.w[0].noff : (cid == 1 ? S.w[1].noff : S.w[2].noff);
+    };
+    setCid();
+    // flush: the warp's sums of tile ct are complete (its last unit of the tile)
+    auto flush = [&]() {
+        const int pf = owner(ct * npair), np = owner(ct * npair + npair - 1) - pf + 1;
+        if (np == 1) {
+            if (t == 0) {
+                float va[NW], vb[NW];
 #pragma unroll
-        for (int u = 0; u < G; u++) {
-            int s = cs + u;
-            if (s >= sEnd) break; // warp-uniform
-            uint4 x0 = *(const uint4*)(xh + (s << 5) + t * 8), x1 = *(const uint4*)(xh + (s << 5) + t * 8 + 4);
-#pragma unroll
-            for (int k = 0; k < NW; k++) {
-                const GtBuf<G>& b = buf[k];
-                u32 wa0 = b.c[u][0].x, wa1 = b.c[u][0].y, wb0 = b.c[u][1].x, wb1 = b.c[u][1].y;
-                float c[4] = {0.f, 0.f, 0.f, 0.f};
-                // tile j: codes 4j..4j+3 of the lane's 16 = bytes 2j, 2j+1; x pairs 2j, 2j+1
-                mma_f16_16816(c, GT_PAIR(wa0, 0), GT_PAIR(wb0, 0), GT_PAIR(wa0, 8), GT_PAIR(wb0, 8), x0.x, x0.y);
-                mma_f16_16816(c, GT_PAIR(wa0, 16), GT_PAIR(wb0, 16), GT_PAIR(wa0, 24), GT_PAIR(wb0, 24), x0.z, x0.w);
-                mma_f16_16816(c, GT_PAIR(wa1, 0), GT_PAIR(wb1, 0), GT_PAIR(wa1, 8), GT_PAIR(wb1, 8), x1.x, x1.y);
-                mma_f16_16816(c, GT_PAIR(wa1, 16), GT_PAIR(wb1, 16), GT_PAIR(wa1, 24), GT_PAIR(wb1, 24), x1.z, x1.w);
-                float mA, mB;
-                if (DQ) {
-                    const GtW& w = wc[k];
-                    const float* nmk = nm[NW == 2 ? k : w.id];
-                    mA = __fadd_rn(__fmul_rn(nmk[b.q[u][0]], s < w.nSplitA ? w.nLoA : w.nHiA), w.noff);
-                    mB = __fadd_rn(__fmul_rn(nmk[b.q[u][1]], s < w.nSplitB ? w.nLoB : w.nHiB), w.noff);
-                } else {
-                    mA = b.a[u][0];
-                    mB = b.a[u][1];
-                }
-                acc[k][0] = fmaf(mA, c[0], acc[k][0]);
-                acc[k][1] = fmaf(mB, c[2], acc[k][1]);
+                for (int k = 0; k < NW; k++) va[k] = acc[k][0] * inv, vb[k] = acc[k][1] * inv;
+                emit(ct, g, va);
+                emit(ct, g + 8, vb);
             }
-        }
-        cs += G;
-        if (cs >= sEnd) { // this warp's last group of tile ct: the block's reduction and store
+        } else {
+            float* slot = part + (size_t)(wg + ct) * (NW * 16);
             if (t == 0) {
 #pragma unroll
                 for (int k = 0; k < NW; k++) {
-                    red[par][k][warp][g] = acc[k][0] * inv;
-                    red[par][k][warp][g + 8] = acc[k][1] * inv;
+                    __stcg(slot + k * 16 + g, acc[k][0] * inv);
+                    __stcg(slot + k * 16 + g + 8, acc[k][1] * inv);
                 }
             }
-            __syncthreads();
-            int i = NW == 2 ? 0 : (ct < S.tileEnd[0] ? 0 : (ct < S.tileEnd[1] ? 1 : 2));
-            int t0 = i == 0 ? 0 : (i == 1 ? S.tileEnd[0] : S.tileEnd[1]), nN = i == 0 ? S.N[0] : (i == 1 ? S.N[1] : S.N[2]);
-            float* o = i == 0 ? S.out[0] : (i == 1 ? S.out[1] : S.out[2]);
-            int n = (ct - t0) * 16 + tid;
-            if (tid < 16 && n < nN) {
-                float v[NW];
-#pragma unroll
-                for (int k = 0; k < NW; k++) {
-                    v[k] = 0.f;
-#pragma unroll
-                    for (int q = 0; q < GT_WARPS; q++) v[k] += red[par][k][q][tid];
+            __syncwarp();
+            int old = 0;
+            if (lane == 0) { // release: the warp's slot before the count; acquire: the others' slots after it
+                asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(cnt + ct) : "memory");
+            }
+            old = __shfl_sync(0xffffffffu, old, 0);
+            if (old == np - 1) { // the last of the tile's warps: add the slots in warp order
+                __syncwarp();
+                { // lane = k·16 + row (NW = 2), or row + 16·(slot parity) (NW = 1: two halves added after)
+                    const int h = NW == 2 ? 0 : lane >> 4, step = NW == 2 ? 1 : 2;
+                    const float* sp = part + (size_t)(pf + ct + h) * (NW * 16) + (NW == 2 ? lane : (lane & 15));
+                    float v = 0.f;
+#pragma unroll 16
+                    for (int p = h; p < np; p += step) v += __ldcg(sp + (size_t)(p - h) * (NW * 16));
+                    float vv[NW];
+                    if (NW == 2) {
+                        vv[0] = __shfl_sync(0xffffffffu, v, lane & 15);
+                        vv[NW - 1] = __shfl_sync(0xffffffffu, v, (lane & 15) + 16);
+                    } else {
+                        vv[0] = v + __shfl_down_sync(0xffffffffu, v, 16);
+                    }
+                    if (lane < 16) emit(ct, lane, vv);
                 }
-                if (NW == 2)
-                    o[n] = v[0] / (1.f + expf(-v[0])) * v[NW - 1]; // silu(gate)·up, as kernels/elementwise.cu swiglu
-                else
-                    o[n] = beta == 0.f ? alpha * v[0] : alpha * v[0] + beta * o[n];
+                if (lane == 0) cnt[ct] = 0;
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
+    };
+    // the lane's x column: its codes' segment t/2 matches its B column g's parity, else zeros
+    // (GT_ZERO): byte xl + cs·xsl + ((xr0 + 16j) & 127)
+    const bool xon = (t >> 1) == (g & 1);
+    const int xl = xon ? xb + (t >> 1) * xs : GT_ZERO, xsl = xon ? xs : 0, xr0 = (t & 1) * 64 + (t >> 1) * 32;
+    auto step = [&](GtBuf(&buf)[NW]) {
+        uint4 xr[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) xr[j] = *(const uint4*)(sm + xl + cs * xsl + ((xr0 + 16 * j) & 127));
+#pragma unroll
+        for (int k = 0; k < NW; k++) {
+            const GtBuf& b = buf[k];
+            float c[4] = {0.f, 0.f, 0.f, 0.f}, d[4] = {0.f, 0.f, 0.f, 0.f}; // two accumulation chains
+#pragma unroll
+            for (int j = 0; j < 4; j++) { // register j of the lane's 16 code bytes: two mmas
+                const u32 wa = j == 0 ? b.c[0].x : j == 1 ? b.c[0].y : j == 2 ? b.c[0].z : b.c[0].w;
+                const u32 wb = j == 0 ? b.c[1].x : j == 1 ? b.c[1].y : j == 2 ? b.c[1].z : b.c[1].w;
+                mma_f16_16816(c, GT_PAIR(wa, 0), GT_PAIR(wb, 0), GT_PAIR(wa, 1), GT_PAIR(wb, 1), xr[j].x, xr[j].y);
+                mma_f16_16816(d, GT_PAIR(wa, 2), GT_PAIR(wb, 2), GT_PAIR(wa, 3), GT_PAIR(wb, 3), xr[j].z, xr[j].w);
             }
 #pragma unroll
-            for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
-            par ^= 1;
-            cs = sBeg;
-            ct += gridDim.x;
+            for (int i = 0; i < 4; i++) c[i] += d[i];
+            float m[2][2]; // [row][segment]
 #pragma unroll
-            for (int k = 0; k < NW; k++) wc[k] = wl[k]; // the load cursor is at most one group ahead: on tile ct now
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    if (DQ) {
+                        const float* nmk = nm[NW == 2 ? k : cid];
+                        const float noff = NW == 2 ? (k == 0 ? S.w[0].noff : S.w[1].noff) : cnoff;
+                        m[r][e] = __fadd_rn(__fmul_rn(nmk[(b.q >> (16 * r + 8 * e)) & 255u], b.a[r][0]), noff);
+                    } else {
+                        m[r][e] = b.a[r][e];
+                    }
+                }
+            acc[k][0] = fmaf(m[0][1], c[1], fmaf(m[0][0], c[0], acc[k][0]));
+            acc[k][1] = fmaf(m[1][1], c[3], fmaf(m[1][0], c[2], acc[k][1]));
+        }
+        cu++;
+        cs += 2;
+        if (cs >= nseg || cu == u1) flush();
+        if (cs >= nseg) {
+            cs = 0;
+            ct++;
+            if (NW == 1) setCid();
         }
     };
-    while (ct < ntiles) {
-        loadNext(B);
+    while (cu < u1) {
+        loadNext(C);
         step(A);
-        if (ct >= ntiles) break;
+        if (cu >= u1) break;
         loadNext(A);
         step(B);
+        if (cu >= u1) break;
+        loadNext(B);
+        step(C);
     }
 }
 #undef GT_PAIR
-
 // GT_W(i): weight i's kernel parameters.
 #define GT_W(i) float *out##i, int N##i, const unsigned char *packed##i, const float *absmax##i, const unsigned char *codes##i, \
                 const float *nabs##i, const float *nmap##i, float noff##i, int nsh##i
 #define GT_SET(i) S.w[i] = GtW{packed##i, absmax##i, codes##i, nabs##i, noff##i, nsh##i, i}; S.out[i] = out##i; \
                   S.nmap[i] = nmap##i; S.N[i] = N##i;
 #define GT_COMMON const float *x, int K, float alpha, float beta, const float *codebook, int bsh, const void *nw, int ndt, float eps, \
-                  int addOne
+                  int addOne, int *cnt, float *part
 
 // gemv4t_{dq,ab}_{64,g}: out = alpha·x·Wᵀ + beta·out for one weight; gemv4t3_…: the same for two
 // or three weights sharing x, one after another along the tiles (q, k and v of a decode layer in
@@ -863,27 +926,27 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     S.nmap[1] = S.nmap[2] = nmap0;                                                           \
     S.N[1] = S.N[2] = N0;                                                                    \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<1, 2, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
+    gemv4t_run<1, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne, cnt, part);
 #define GT3_BODY(DQ, B64, NORM)                                                                   \
     GtSet S;                                                                                 \
     GT_SET(0) GT_SET(1) GT_SET(2)                                                            \
     S.tileEnd[0] = (N0 + 15) >> 4;                                                           \
     S.tileEnd[1] = S.tileEnd[0] + ((N1 + 15) >> 4);                                          \
     S.tileEnd[2] = S.tileEnd[1] + ((N2 + 15) >> 4);                                          \
-    gemv4t_run<1, 2, DQ, B64, NORM>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_64(GT_COMMON, GT_W(0)) { GT1_BODY(true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_dq_g(GT_COMMON, GT_W(0)) { GT1_BODY(true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_64(GT_COMMON, GT_W(0)) { GT1_BODY(false, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t_ab_g(GT_COMMON, GT_W(0)) { GT1_BODY(false, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false, false) }
+    gemv4t_run<1, DQ, B64, NORM>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne, cnt, part);
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t_dq_64(GT_COMMON, GT_W(0)) { GT1_BODY(true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t_dq_g(GT_COMMON, GT_W(0)) { GT1_BODY(true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t_ab_64(GT_COMMON, GT_W(0)) { GT1_BODY(false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t_ab_g(GT_COMMON, GT_W(0)) { GT1_BODY(false, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false, false) }
 // gemv4t3n_…: gemv4t3 with the RMSNorm (nw) folded in.
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3n_dq_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3n_dq_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(true, false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3n_ab_64(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3n_ab_g(GT_COMMON, GT_W(0), GT_W(1), GT_W(2)) { GT3_BODY(false, false, true) }
 #undef GT1_BODY
 #undef GT3_BODY
 
@@ -898,16 +961,16 @@ extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 3) void gemv4t3n_ab_g(GT_
     S.nmap[2] = nmap1;                                                                       \
     S.N[2] = N0;                                                                             \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<2, 1, DQ, B64, NORM>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true, false) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglu_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false, false) }
+    gemv4t_run<2, DQ, B64, NORM>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne, cnt, part);
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true, false) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglu_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false, false) }
 // gemv4t_swiglun_…: gemv4t_swiglu with the RMSNorm (nw) folded in.
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true, true) }
-extern "C" __global__ __launch_bounds__(32 * GT_WARPS, 2) void gemv4t_swiglun_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglun_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglun_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglun_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true, true) }
+extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglun_ab_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, false, true) }
 #undef GS_BODY
 #undef GT_COMMON
 #undef GT_SET

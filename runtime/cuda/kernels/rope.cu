@@ -39,6 +39,8 @@ extern "C" __global__ void rope(float* x, const int* pos, const float* cosT, con
 extern "C" __global__ void rope_qk_cache(float* q, float* k, const float* v, float* ck, float* cv, const int* pos,
                                          const float* cosT, const float* sinT, int* bad, i64 rows, int T, int Hq,
                                          int Hkv, int D, int P, i64 C, i64 start) {
+    grid_dep_wait(); // launched as a dependent (Backend.RopeQKCache): q, k and v are the previous kernels'
+    grid_dep_launch();
     int half = D / 2;
     int H = Hq + Hkv;
     i64 n = rows * H * half;
