@@ -57,10 +57,8 @@ type Backend struct {
 	stats   tensor.MemStats
 	flag    *Block // one int32 on the device: set by kernels that find a bad index
 	ws      *Block // cuBLASLt workspace
-	gtws    *Block // gemv4t's counters (the first gtCnt bytes, zero between launches) and partial sums
-	gtCnt   int64
-	// gtMaxBlocks, when positive, caps gemv4t's grid (tests: few warps, so that a warp's range
-	// crosses tiles).
+	// gtMaxBlocks, when positive, caps gemv4t's grid (tests: many tiles a block, so that a warp's
+	// range crosses tiles).
 	gtMaxBlocks int
 
 	// SimpleAttention selects the simple one-block-per-query-row attention kernels even where the

@@ -257,54 +257,35 @@ const gv4Rows, gv4Threads = 16, 128
 // (gemv4t_swiglu, whose registers allow fewer).
 const gemv4tWarps1, gemv4tWarps2 = 20, 12
 
-// gemv4tShared is gemv4t's dynamic shared memory (all of its shared memory) for K columns: the
-// 64 KiB pair table with x's fp16 segments in its gaps, 4 KiB of nested maps and reductions
-// (GT_XEXT of kernels/quant.cu), and x after them when K > 16384 (2·K bytes).
-func gemv4tShared(k int) int {
-	const xext = 65536 + 4096
+// gemv4tShared is gemv4t's dynamic shared memory (all of its shared memory) for K columns, at
+// most maxTiles tiles a block, blockWarps warps and nw weights a tile: the 64 KiB pair table with
+// x's fp16 segments in its gaps, 4 KiB of nested maps and reductions (GT_XEXT of
+// kernels/quant.cu), the warps' tile sums (maxTiles·blockWarps·nw·64 bytes), and x after them when
+// K > 16384 (2·K bytes).
+func gemv4tShared(k, maxTiles, blockWarps, nw int) int {
+	n := 65536 + 4096 + maxTiles*blockWarps*nw*64
 	if k/64 > 256 {
-		return xext + 2*k
+		n += 2 * k
 	}
-	return xext
+	return n
 }
 
+// gemv4tMaxShared is the most shared memory a block may have on sm_90.
+const gemv4tMaxShared = 227 << 10
+
 // gemv4tGrid is gemv4t's grid for `tiles` 16-row tiles of K columns with blocks of blockWarps
-// warps: one block an SM, and no more warps than units (a unit: two 64-code segments of a tile),
-// which the grid's warps split evenly (stream-K); warps is how many take part.
-func (b *Backend) gemv4tGrid(tiles, k, blockWarps int) (grid dim3, warps int) {
-	units := tiles * (k / 128)
-	blocks := max(1, min(max(b.dev.Info.SMs, 1), units/blockWarps))
+// warps and nw weights a tile: one block an SM (at most one a tile), each with ⌊tiles/blocks⌋ or
+// ⌈tiles/blocks⌉ = maxTiles tiles, and more blocks where the tile sums would not fit the shared
+// memory; shared is the launch's dynamic shared memory.
+func (b *Backend) gemv4tGrid(tiles, k, blockWarps, nw int) (grid dim3, shared int) {
+	blocks := max(1, min(max(b.dev.Info.SMs, 1), tiles))
 	if b.gtMaxBlocks > 0 {
 		blocks = min(blocks, b.gtMaxBlocks)
 	}
-	return dim3{x: blocks}, min(blocks*blockWarps, units)
-}
-
-// gemv4tWorkspace returns gemv4t's workspace for `tiles` tiles, `warps` warps and nw weights a
-// tile (2 for SwiGLU): a zero int32 counter a tile (the kernel resets what it counts, so they are
-// zero between launches) and (warps + tiles)·nw·16 float32 partial sums. One block serves every
-// launch (they are ordered on the stream); it is replaced, zeroed, when a launch needs more of
-// either part. The caller holds the lock.
-func (b *Backend) gemv4tWorkspace(tiles, warps, nw int) (cnt, part uintptr, err error) {
-	cntBytes := (int64(tiles)*4 + 255) &^ 255
-	partBytes := int64(warps+tiles) * int64(nw) * 16 * 4
-	if b.gtws == nil || cntBytes > b.gtCnt || partBytes > b.gtws.Bytes-b.gtCnt {
-		if b.gtws != nil {
-			cntBytes, partBytes = max(cntBytes, b.gtCnt), max(partBytes, b.gtws.Bytes-b.gtCnt)
-			b.dev.Alloc.Put(b.gtws)
-			b.gtws = nil
-		}
-		blk, err := b.dev.Alloc.Get(cntBytes+partBytes, Workspace)
-		if err != nil {
-			return 0, 0, fmt.Errorf("gemv4t workspace (%d bytes): %w", cntBytes+partBytes, err)
-		}
-		if err := b.dev.memset0(blk.Ptr, int(cntBytes)); err != nil {
-			b.dev.Alloc.Put(blk)
-			return 0, 0, fmt.Errorf("gemv4t workspace: zeroing the counters: %w", err)
-		}
-		b.gtws, b.gtCnt = blk, cntBytes
+	for blocks < tiles && gemv4tShared(k, (tiles+blocks-1)/blocks, blockWarps, nw) > gemv4tMaxShared {
+		blocks++
 	}
-	return b.gtws.Ptr, b.gtws.Ptr + uintptr(b.gtCnt), nil
+	return dim3{x: blocks}, gemv4tShared(k, (tiles+blocks-1)/blocks, blockWarps, nw)
 }
 
 // gemv4tName is the gemv4t kernel (base "gemv4t" or "gemv4t_swiglu") for h's absmax kind and
@@ -330,7 +311,7 @@ func gemv4tApplies(q *qdev, xp uintptr) bool {
 	h := &q.h
 	_, nsh, pow2 := blockShifts(h)
 	return pow2 && h.BlockSize >= 64 && h.Cols%h.BlockSize == 0 && h.Cols%128 == 0 && (q.absmax != 0 || nsh >= 1) &&
-		int64(h.Rows)*int64(h.Cols) < 1<<31 && q.packed%16 == 0 && xp%16 == 0 && gemv4tShared(h.Cols) <= 227<<10
+		int64(h.Rows)*int64(h.Cols) < 1<<31 && q.packed%16 == 0 && xp%16 == 0 && gemv4tShared(h.Cols, 1, gemv4tWarps1, 2) <= gemv4tMaxShared
 }
 
 // QuantSwiGLU sets out = silu(x'·gateᵀ) ⊙ (x'·upᵀ), x' = x or RMSNorm(x) by norm, with one
@@ -409,13 +390,8 @@ func (b *Backend) launchGemv4t(op, base string, slots int, xp uintptr, ws []*qde
 	if strings.HasPrefix(base, "gemv4t_swiglu") {
 		nw, blockWarps = 2, gemv4tWarps2
 	}
-	grid, warps := b.gemv4tGrid(tiles, q0.h.Cols, blockWarps)
-	cnt, part, err := b.gemv4tWorkspace(tiles, warps, nw)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
-	}
+	grid, shared := b.gemv4tGrid(tiles, q0.h.Cols, blockWarps, nw)
 	args := append([]any{xp, q0.h.Cols, alpha, beta, q0.codebook, bsh}, nargs...)
-	args = append(args, cnt, part)
 	for i := 0; i < slots; i++ {
 		if i < len(ws) {
 			args = append(args, ws[i].gtArgs(outs[i])...)
@@ -423,7 +399,7 @@ func (b *Backend) launchGemv4t(op, base string, slots int, xp uintptr, ws []*qde
 			args = append(args, uintptr(0), 0, uintptr(0), uintptr(0), uintptr(0), uintptr(0), uintptr(0), float32(0), 0)
 		}
 	}
-	return true, b.k.launchDependent(gemv4tName(base, q0), grid, dim3{x: 32 * blockWarps}, gemv4tShared(q0.h.Cols), args...)
+	return true, b.k.launchDependent(gemv4tName(base, q0), grid, dim3{x: 32 * blockWarps}, shared, args...)
 }
 
 // normArgs is the RMSNorm part of a gemv4t launch's arguments (weight, its dtype code, eps,

@@ -293,7 +293,10 @@ func TestQuantSwiGLU(t *testing.T) {
 					}
 					tol := 3e-3
 					if hg.Round != tensor.F32 && hg.Round != tensor.Invalid {
-						tol = 4.2e-3 // two products' bf16 bound (√2 · 3e-3): the CPU rounds each weight to the checkpoint dtype
+						// the CPU rounds each weight to the checkpoint dtype and the kernel does not: each
+						// product is within bf16's 3e-3 of the CPU's, and silu(gate)·up carries both errors
+						// (seen: 4.3e-3 at K = 4224)
+						tol = 6e-3
 					}
 					pp.same("quant swiglu", og, gcc, tol)
 				})
@@ -516,13 +519,13 @@ func TestHoldDequantized(t *testing.T) {
 	}
 }
 
-// TestGemv4tStreamK: gemv4t's work split (stream-K: each warp a contiguous range of 64-code
-// segments, tiles shared by several warps summed by the last of them) with the grid capped to 1,
-// 3 and 7 blocks (8 warps each: a warp's range crosses many tiles, the counters are reused
-// launch after launch) and uncapped, for K = 4224 (x in the pair table's gaps) and 16512 (more
-// than 256 segments: x after the table), against the CPU: QuantMatMul with alpha and beta,
-// QuantSwiGLU and QuantMatMulSharedX (three weights of 300, 100 and 36 rows). Repeating a launch
-// gives the same bits (the slots are summed in warp order, whatever finishes first).
+// TestGemv4tStreamK: gemv4t's work split (each block a range of tiles, its warps contiguous
+// ranges of the block's 128-code units crossing tiles, the tiles' sums added in shared memory)
+// with the grid capped to 1, 3 and 7 blocks (many tiles a block: a warp's range crosses several)
+// and uncapped, for K = 4224 (x in the pair table's gaps) and 16512 (more than 256 segments: x
+// after the tile sums), against the CPU: QuantMatMul with alpha and beta, QuantSwiGLU and
+// QuantMatMulSharedX (three weights of 300, 100 and 36 rows). Repeating a launch gives the same
+// bits (the warps' sums are added in warp order, whatever finishes first).
 func TestGemv4tStreamK(t *testing.T) {
 	p := newPair(t)
 	defer p.free()
@@ -635,7 +638,7 @@ func TestGemv4tConstants(t *testing.T) {
 			t.Errorf("kernels/quant.cu: %s = %d; the Go side has %d", c.name, got, c.want)
 		}
 	}
-	if got := gemv4tShared(4096); got != 65536+4096 {
-		t.Errorf("gemv4tShared(4096) = %d; want GT_XEXT = %d", got, 65536+4096)
+	if got := gemv4tShared(4096, 1, 1, 1); got != 65536+4096+64 {
+		t.Errorf("gemv4tShared(4096, 1, 1, 1) = %d; want GT_XEXT + 64 = %d", got, 65536+4096+64)
 	}
 }

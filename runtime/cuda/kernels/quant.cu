@@ -514,20 +514,19 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 //     x load (segments s and s+1) touches each bank once. The codebook is exact to 2^-12 in fp16; x is
 //     scaled by a power of two (max|x|·s < 2^14, undone at the end; the same in every block) and
 //     rounded to fp16 (2^-12 relative): both well inside the bf16 bound.
-//   - Work (stream-K): the U units, tile-major, are split among the grid's W warps in contiguous
-//     ranges of ⌊U/W⌋ or ⌈U/W⌉ (warp w from ⌊w·U/W⌋), so every warp reads the same bytes whatever
-//     the shape. A warp's sums for a tile it shares go to a workspace slot (warp + tile: unique,
-//     as ranges are ordered); the last of the tile's warps to count in (a counter a tile, reset by
-//     that warp) adds the slots in warp order, so the result does not depend on timing, and
-//     writes the output. A tile one warp owns whole is written directly.
+//   - Work: block b takes tiles ⌊b·T/B⌋ .. ⌊(b+1)·T/B⌋ (T tiles, B blocks: ±1 tile, whatever the
+//     shape), and its warps split the block's units (tile-major) in contiguous ranges of equal
+//     length ±1, crossing tiles. A warp's sums of each tile it touches go to its slot in shared
+//     memory (zero where it touches none); after one barrier the block adds each tile's slots in
+//     warp order (the result does not depend on timing) and writes the outputs: no atomics, no
+//     global workspace.
 //   - Pipeline: three units' loads in flight a warp (the first two issued before the block's
 //     prologue), and the blocks launched as dependents (kernels.launchDependent): they start
 //     while the previous kernel's blocks exit, and wait for it only before reading x.
 // Grid: ≤ one block an SM; block 32·GT_WARPS1 (NW = 1) or 32·GT_WARPS2 (NW = 2) threads; dynamic
-// shared memory GT_XEXT bytes (+ 2·K when K > 16384), no static. K % 128 == 0, N·K < 2^31, block
-// size 1 << bsh ≥ 64 dividing K, nested block size 1 << nsh ≥ 2, packed 16-byte and x 16-byte
-// aligned; cnt: ≥ ntiles int32 zeros (left zero), part: (W + ntiles)·NW·16 floats,
-// W = min(gridDim.x·warps, U).
+// shared memory GT_XEXT + ⌈T/B⌉·warps·NW·64 bytes (the tile sums) (+ 2·K when K > 16384: x), no
+// static. K % 128 == 0, N·K < 2^31, block size 1 << bsh ≥ 64 dividing K, nested block size
+// 1 << nsh ≥ 2, packed 16-byte and x 16-byte aligned.
 #define GT_WARPS1 20
 #define GT_WARPS2 12
 #define GT_XR 6 // float4 of x a thread keeps in registers while staging (more: read twice)
@@ -535,7 +534,7 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 #define GT_NM GT_TAB                 // nested maps nm[3][256]
 #define GT_RED (GT_TAB + 3072)       // the warps' max |x| (32 floats) and sums of squares (32 doubles)
 #define GT_ZERO (GT_TAB + 3584)      // 128 zero bytes: the x of lanes whose B column is masked
-#define GT_XEXT (GT_TAB + 4096)      // x when K > 16384
+#define GT_XEXT (GT_TAB + 4096)      // the tile sums, then x when K > 16384
 
 // GT_SMEM0: the shared-window offset of a gemv4t block's dynamic shared memory: the 1 KiB the
 // hardware reserves, then (no static shared memory in these kernels) the dynamic part. gemv4t_run
@@ -632,7 +631,7 @@ __device__ __forceinline__ void gt_load(GtBuf& b, const GtW& w, int s, int bsh) 
 // B64: block size 64; NORM: x is RMS-normalized by nw first.
 template <int NW, bool DQ, bool B64, bool NORM>
 __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K, float alpha, float beta, const float* codebook,
-                                           int bsh, const void* nw, int ndt, float eps, int addOne, int* cnt, float* part) {
+                                           int bsh, const void* nw, int ndt, float eps, int addOne) {
     extern __shared__ __align__(16) u32 gsm[]; // all of the block's shared memory (GT_SMEM0)
     unsigned char* const sm = (unsigned char*)gsm;
     float(*nm)[256] = (float(*)[256])(sm + GT_NM);
@@ -640,10 +639,12 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     double* redd = (double*)(sm + GT_RED + 128);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3, nwarp = blockDim.x >> 5;
     const int nseg = K >> 6, npair = nseg >> 1, ntiles = S.tileEnd[2];
-    const int U = ntiles * npair, W = min((int)gridDim.x * nwarp, U), wg = blockIdx.x * nwarp + warp;
-    const int u0 = wg < W ? (int)((long long)wg * U / W) : U, u1 = wg < W ? (int)((long long)(wg + 1) * U / W) : U;
+    const int tb0 = (int)((long long)blockIdx.x * ntiles / gridDim.x), tb1 = (int)((long long)(blockIdx.x + 1) * ntiles / gridDim.x);
+    const int maxT = (ntiles + gridDim.x - 1) / gridDim.x, Ub = (tb1 - tb0) * npair; // tiles of any block ≤ maxT
+    const int u0 = tb0 * npair + warp * Ub / nwarp, u1 = tb0 * npair + (warp + 1) * Ub / nwarp; // the warp's units
+    float* const tsum = (float*)(sm + GT_XEXT);  // [maxT][nwarp][NW·16]: the warps' sums of the block's tiles
     const u32 lane4 = (u32)lane * 4u;
-    const int xb = nseg <= 256 ? 128 : GT_XEXT, xs = nseg <= 256 ? 256 : 128; // segment s of x at byte xb + s·xs
+    const int xb = nseg <= 256 ? 128 : GT_XEXT + maxT * nwarp * NW * 64, xs = nseg <= 256 ? 256 : 128; // segment s of x at byte xb + s·xs
     if (((u32)__cvta_generic_to_shared(gsm) & 0xffffffu) != GT_SMEM0) __trap(); // a broken layout assumption
     grid_dep_launch(); // the next dependent kernel's blocks may take SMs as these blocks exit
     GtW wl[NW]; // the load cursor's rows
@@ -709,6 +710,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     }
     if (DQ && tid < 256) nm[0][tid] = nmv[0], nm[1][tid] = nmv[1], nm[2][tid] = nmv[2];
     if (tid < 32) ((u32*)(sm + GT_ZERO))[tid] = 0u;
+    for (int i = tid; i < maxT * nwarp * NW * 16; i += blockDim.x) tsum[i] = 0.f;
     grid_dep_wait(); // launched as a dependent: x and the outputs are the previous kernels' (nothing global read or written before)
     // x (times the RMSNorm weight w' when nw is set: the norm's scalar 1/rms is applied to the
     // sums), scaled by s = 2^(14 − e) with its max = m·2^e (m in [0.5, 1)): fp16(s·x·w') (the
@@ -769,8 +771,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         if (i < (K >> 2)) stage(i, xv[j]);
     }
     for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) stage(i, xw(i));
-    __syncthreads(); // the table, the nested maps and x
-    if (u0 >= u1) return;
+    __syncthreads(); // the table, the nested maps, x and the zeroed tile sums
     // emit: the output of row r of tile `tile` from its final sums v (times inv)
     auto emit = [&](int tile, int r, const float(&v)[NW]) {
         if (NW == 2) {
@@ -784,7 +785,6 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
             if (n < nN) o[n] = beta == 0.f ? alpha * v[0] : alpha * v[0] + beta * o[n];
         }
     };
-    auto owner = [&](int u) { return (int)(((long long)(u + 1) * W + U - 1) / U) - 1; }; // the warp whose range holds unit u
     float acc[NW][2];
 #pragma unroll
     for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
@@ -796,50 +796,14 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         cnoff = cid == 0 ? S.w[0].noff : (cid == 1 ? S.w[1].noff : S.w[2].noff);
     };
     setCid();
-    // flush: the warp's sums of tile ct are complete (its last unit of the tile)
+    // flush: the warp's sums of tile ct are complete (its last unit of the tile): to its slot
     auto flush = [&]() {
-        const int pf = owner(ct * npair), np = owner(ct * npair + npair - 1) - pf + 1;
-        if (np == 1) {
-            if (t == 0) {
-                float va[NW], vb[NW];
+        if (t == 0) {
+            float* slot = tsum + ((ct - tb0) * nwarp + warp) * (NW * 16);
 #pragma unroll
-                for (int k = 0; k < NW; k++) va[k] = acc[k][0] * inv, vb[k] = acc[k][1] * inv;
-                emit(ct, g, va);
-                emit(ct, g + 8, vb);
-            }
-        } else {
-            float* slot = part + (size_t)(wg + ct) * (NW * 16);
-            if (t == 0) {
-#pragma unroll
-                for (int k = 0; k < NW; k++) {
-                    __stcg(slot + k * 16 + g, acc[k][0] * inv);
-                    __stcg(slot + k * 16 + g + 8, acc[k][1] * inv);
-                }
-            }
-            __syncwarp();
-            int old = 0;
-            if (lane == 0) { // release: the warp's slot before the count; acquire: the others' slots after it
-                asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(cnt + ct) : "memory");
-            }
-            old = __shfl_sync(0xffffffffu, old, 0);
-            if (old == np - 1) { // the last of the tile's warps: add the slots in warp order
-                __syncwarp();
-                { // lane = k·16 + row (NW = 2), or row + 16·(slot parity) (NW = 1: two halves added after)
-                    const int h = NW == 2 ? 0 : lane >> 4, step = NW == 2 ? 1 : 2;
-                    const float* sp = part + (size_t)(pf + ct + h) * (NW * 16) + (NW == 2 ? lane : (lane & 15));
-                    float v = 0.f;
-#pragma unroll 16
-                    for (int p = h; p < np; p += step) v += __ldcg(sp + (size_t)(p - h) * (NW * 16));
-                    float vv[NW];
-                    if (NW == 2) {
-                        vv[0] = __shfl_sync(0xffffffffu, v, lane & 15);
-                        vv[NW - 1] = __shfl_sync(0xffffffffu, v, (lane & 15) + 16);
-                    } else {
-                        vv[0] = v + __shfl_down_sync(0xffffffffu, v, 16);
-                    }
-                    if (lane < 16) emit(ct, lane, vv);
-                }
-                if (lane == 0) cnt[ct] = 0;
+            for (int k = 0; k < NW; k++) {
+                slot[k * 16 + g] = acc[k][0] * inv;
+                slot[k * 16 + g + 8] = acc[k][1] * inv;
             }
         }
 #pragma unroll
@@ -901,6 +865,17 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         loadNext(B);
         step(C);
     }
+    __syncthreads(); // every warp's tile sums
+    for (int i = tid; i < (tb1 - tb0) * 16; i += blockDim.x) { // (tile, row): the warps' slots in warp order
+        const int tl = i >> 4, r = i & 15;
+        float v[NW];
+#pragma unroll
+        for (int k = 0; k < NW; k++) {
+            v[k] = 0.f;
+            for (int w = 0; w < nwarp; w++) v[k] += tsum[(tl * nwarp + w) * (NW * 16) + k * 16 + r];
+        }
+        emit(tb0 + tl, r, v);
+    }
 }
 #undef GT_PAIR
 // GT_W(i): weight i's kernel parameters.
@@ -909,7 +884,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
 #define GT_SET(i) S.w[i] = GtW{packed##i, absmax##i, codes##i, nabs##i, noff##i, nsh##i, i}; S.out[i] = out##i; \
                   S.nmap[i] = nmap##i; S.N[i] = N##i;
 #define GT_COMMON const float *x, int K, float alpha, float beta, const float *codebook, int bsh, const void *nw, int ndt, float eps, \
-                  int addOne, int *cnt, float *part
+                  int addOne
 
 // gemv4t_{dq,ab}_{64,g}: out = alpha·x·Wᵀ + beta·out for one weight; gemv4t3_…: the same for two
 // or three weights sharing x, one after another along the tiles (q, k and v of a decode layer in
@@ -926,14 +901,14 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     S.nmap[1] = S.nmap[2] = nmap0;                                                           \
     S.N[1] = S.N[2] = N0;                                                                    \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<1, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne, cnt, part);
+    gemv4t_run<1, DQ, B64, false>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
 #define GT3_BODY(DQ, B64, NORM)                                                                   \
     GtSet S;                                                                                 \
     GT_SET(0) GT_SET(1) GT_SET(2)                                                            \
     S.tileEnd[0] = (N0 + 15) >> 4;                                                           \
     S.tileEnd[1] = S.tileEnd[0] + ((N1 + 15) >> 4);                                          \
     S.tileEnd[2] = S.tileEnd[1] + ((N2 + 15) >> 4);                                          \
-    gemv4t_run<1, DQ, B64, NORM>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne, cnt, part);
+    gemv4t_run<1, DQ, B64, NORM>(S, x, K, alpha, beta, codebook, bsh, nw, ndt, eps, addOne);
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t_dq_64(GT_COMMON, GT_W(0)) { GT1_BODY(true, true) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t_dq_g(GT_COMMON, GT_W(0)) { GT1_BODY(true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t_ab_64(GT_COMMON, GT_W(0)) { GT1_BODY(false, true) }
@@ -961,7 +936,7 @@ extern "C" __global__ __launch_bounds__(32 * GT_WARPS1, 1) void gemv4t3n_ab_g(GT
     S.nmap[2] = nmap1;                                                                       \
     S.N[2] = N0;                                                                             \
     S.tileEnd[0] = S.tileEnd[1] = S.tileEnd[2] = (N0 + 15) >> 4;                             \
-    gemv4t_run<2, DQ, B64, NORM>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne, cnt, part);
+    gemv4t_run<2, DQ, B64, NORM>(S, x, K, 1.f, 0.f, codebook, bsh, nw, ndt, eps, addOne);
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglu_dq_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, true, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglu_dq_g(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(true, false, false) }
 extern "C" __global__ __launch_bounds__(32 * GT_WARPS2, 1) void gemv4t_swiglu_ab_64(GT_COMMON, GT_W(0), GT_W(1)) { GS_BODY(false, true, false) }
