@@ -255,7 +255,7 @@ const gv4Rows, gv4Threads = 16, 128
 // gemv4tWarps1 and gemv4tWarps2 are GT_WARPS1 and GT_WARPS2 of kernels/quant.cu: the warps of
 // one gemv4t block (one block an SM) with one weight a tile (gemv4t, gemv4t3) and with two
 // (gemv4t_swiglu, whose registers allow fewer).
-const gemv4tWarps1, gemv4tWarps2 = 20, 12
+const gemv4tWarps1, gemv4tWarps2 = 18, 12
 
 // gemv4tShared is gemv4t's dynamic shared memory (all of its shared memory) for K columns, at
 // most maxTiles tiles a block, blockWarps warps and nw weights a tile: the 64 KiB pair table with

@@ -520,20 +520,21 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 //     memory (zero where it touches none); after one barrier the block adds each tile's slots in
 //     warp order (the result does not depend on timing) and writes the outputs: no atomics, no
 //     global workspace.
-//   - Pipeline: three units' loads in flight a warp (the first two issued before the block's
-//     prologue), and the blocks launched as dependents (kernels.launchDependent): they start
+//   - Pipeline: GT_NB1 − 1 (NW = 1) or GT_NB2 − 1 units' loads in flight a warp (issued first
+//     before the block's prologue), and the blocks launched as dependents (kernels.launchDependent): they start
 //     while the previous kernel's blocks exit, and wait for it only before reading x.
 // Grid: ≤ one block an SM; block 32·GT_WARPS1 (NW = 1) or 32·GT_WARPS2 (NW = 2) threads; dynamic
 // shared memory GT_XEXT + ⌈T/B⌉·warps·NW·64 bytes (the tile sums) (+ 2·K when K > 16384: x), no
 // static. K % 128 == 0, N·K < 2^31, block size 1 << bsh ≥ 64 dividing K, nested block size
 // 1 << nsh ≥ 2, packed 16-byte and x 16-byte aligned.
-#define GT_WARPS1 20
+#define GT_WARPS1 18
 #define GT_WARPS2 12
+#define GT_NB1 4 // load buffers a warp (units in flight + 1) for NW = 1 and 2
+#define GT_NB2 3
 #define GT_XR 6 // float4 of x a thread keeps in registers while staging (more: read twice)
 #define GT_TAB 65536
 #define GT_NM GT_TAB                 // nested maps nm[3][256]
 #define GT_RED (GT_TAB + 3072)       // the warps' max |x| (32 floats) and sums of squares (32 doubles)
-#define GT_ZERO (GT_TAB + 3584)      // 128 zero bytes: the x of lanes whose B column is masked
 #define GT_XEXT (GT_TAB + 4096)      // the tile sums, then x when K > 16384
 
 // GT_SMEM0: the shared-window offset of a gemv4t block's dynamic shared memory: the 1 KiB the
@@ -648,7 +649,8 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     if (((u32)__cvta_generic_to_shared(gsm) & 0xffffffu) != GT_SMEM0) __trap(); // a broken layout assumption
     grid_dep_launch(); // the next dependent kernel's blocks may take SMs as these blocks exit
     GtW wl[NW]; // the load cursor's rows
-    GtBuf A[NW], B[NW], C[NW];
+    constexpr int NB = NW == 1 ? GT_NB1 : GT_NB2; // load buffers: NB − 1 units in flight while one is used
+    GtBuf bufs[NB][NW];
     int lu = u0, lt = u0 / npair, ls = 2 * (u0 - lt * npair); // load cursor: unit, tile, segment
     auto setRows = [&](GtW& w, const GtW& src, int rA, int rB) { // field by field: no copy of S through local memory
         w.absmax = src.absmax;
@@ -690,8 +692,8 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     };
     if (u0 < u1) {
         tileRows(lt);
-        loadNext(A); // the first loads fly while the tables are built
-        loadNext(B);
+#pragma unroll
+        for (int i = 0; i < NB - 1; i++) loadNext(bufs[i]); // the first loads fly while the tables are built
     }
     float nmv[3] = {0.f, 0.f, 0.f}; // the nested maps, loaded now and stored after the table
     if (DQ && tid < 256) {
@@ -709,7 +711,6 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         }
     }
     if (DQ && tid < 256) nm[0][tid] = nmv[0], nm[1][tid] = nmv[1], nm[2][tid] = nmv[2];
-    if (tid < 32) ((u32*)(sm + GT_ZERO))[tid] = 0u;
     for (int i = tid; i < maxT * nwarp * NW * 16; i += blockDim.x) tsum[i] = 0.f;
     grid_dep_wait(); // launched as a dependent: x and the outputs are the previous kernels' (nothing global read or written before)
     // x (times the RMSNorm weight w' when nw is set: the norm's scalar 1/rms is applied to the
@@ -809,14 +810,19 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
 #pragma unroll
         for (int k = 0; k < NW; k++) acc[k][0] = acc[k][1] = 0.f;
     };
-    // the lane's x column: its codes' segment t/2 matches its B column g's parity, else zeros
-    // (GT_ZERO): byte xl + cs·xsl + ((xr0 + 16j) & 127)
+    // the lane's x column: its codes' segment t/2 matches its B column g's parity, else zeros (the
+    // lanes of the other parity never load: their registers stay zero): byte xl + cs·xs +
+    // ((xr0 + 16j) & 127)
     const bool xon = (t >> 1) == (g & 1);
-    const int xl = xon ? xb + (t >> 1) * xs : GT_ZERO, xsl = xon ? xs : 0, xr0 = (t & 1) * 64 + (t >> 1) * 32;
-    auto step = [&](GtBuf(&buf)[NW]) {
-        uint4 xr[4];
+    const int xl = xb + (t >> 1) * xs, xr0 = (t & 1) * 64 + (t >> 1) * 32;
+    uint4 xr[4];
 #pragma unroll
-        for (int j = 0; j < 4; j++) xr[j] = *(const uint4*)(sm + xl + cs * xsl + ((xr0 + 16 * j) & 127));
+    for (int j = 0; j < 4; j++) xr[j] = make_uint4(0u, 0u, 0u, 0u);
+    auto step = [&](GtBuf(&buf)[NW]) {
+        if (xon) {
+#pragma unroll
+            for (int j = 0; j < 4; j++) xr[j] = *(const uint4*)(sm + xl + cs * xs + ((xr0 + 16 * j) & 127));
+        }
 #pragma unroll
         for (int k = 0; k < NW; k++) {
             const GtBuf& b = buf[k];
@@ -856,14 +862,13 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         }
     };
     while (cu < u1) {
-        loadNext(C);
-        step(A);
-        if (cu >= u1) break;
-        loadNext(A);
-        step(B);
-        if (cu >= u1) break;
-        loadNext(B);
-        step(C);
+#pragma unroll
+        for (int i = 0; i < NB; i++) {
+            if (cu < u1) {
+                loadNext(bufs[(i + NB - 1) % NB]);
+                step(bufs[i]);
+            }
+        }
     }
     __syncthreads(); // every warp's tile sums
     for (int i = tid; i < (tb1 - tb0) * 16; i += blockDim.x) { // (tile, row): the warps' slots in warp order
