@@ -155,10 +155,6 @@ type launchConfig struct {
 	_                      uint32
 }
 
-// funcAttrPreferredCarveout is CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT (a percentage of
-// the SM's L1/shared capacity).
-const funcAttrPreferredCarveout = 9
-
 // DriverVersion returns the CUDA driver API version as major, minor (e.g. 13, 0).
 func DriverVersion() (major, minor int, err error) {
 	d, err := loadDriver()

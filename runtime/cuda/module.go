@@ -296,8 +296,8 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, pdl bool, 
 		}
 		ptrs[i] = uintptr(unsafe.Pointer(&slots[i]))
 	}
-	// Static plus dynamic shared memory beyond 48 KiB needs the function's opt-in (the static part
-	// is up to ~38 KiB: gemv4t's tables), so any dynamic request sets it (once per size).
+	// Static plus dynamic shared memory beyond 48 KiB needs the function's opt-in (gemv4t: ~70 KiB,
+	// all dynamic), so any dynamic request sets it (once per size).
 	if shmem > 0 {
 		k.mu.Lock()
 		set := k.dynShared[f] >= shmem
@@ -305,11 +305,6 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, pdl bool, 
 		if !set {
 			if err := k.d.drv.call("cuFuncSetAttribute", f, funcAttrMaxDynamicSharedSize, uintptr(shmem)); err != nil {
 				return fmt.Errorf("cuda: launch %s with %d bytes of shared memory: %w", name, shmem, err)
-			}
-			// all of the SM's unified L1/shared memory as shared memory, so that several such
-			// blocks fit an SM (gemv4t: 3 of 68 KiB)
-			if err := k.d.drv.call("cuFuncSetAttribute", f, funcAttrPreferredCarveout, 100); err != nil {
-				return fmt.Errorf("cuda: launch %s: shared memory carveout: %w", name, err)
 			}
 			k.mu.Lock()
 			if k.dynShared == nil {

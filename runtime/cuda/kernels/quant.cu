@@ -712,37 +712,46 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     }
     if (DQ && tid < 256) nm[0][tid] = nmv[0], nm[1][tid] = nmv[1], nm[2][tid] = nmv[2];
     for (int i = tid; i < maxT * nwarp * NW * 16; i += blockDim.x) tsum[i] = 0.f;
-    grid_dep_wait(); // launched as a dependent: x and the outputs are the previous kernels' (nothing global read or written before)
     // x (times the RMSNorm weight w' when nw is set: the norm's scalar 1/rms is applied to the
     // sums), scaled by s = 2^(14 − e) with its max = m·2^e (m in [0.5, 1)): fp16(s·x·w') (the
     // scaling exact: a power of two). Every block computes the same s and 1/rms.
-    auto xw = [&](int i) { // elements 4i..4i+3 of x·w'
-        float4 v = __ldg((const float4*)x + i);
-        if (NORM) {
-            float f0 = load_w(nw, 4 * i, ndt), f1 = load_w(nw, 4 * i + 1, ndt), f2 = load_w(nw, 4 * i + 2, ndt), f3 = load_w(nw, 4 * i + 3, ndt);
-            if (addOne) f0 += 1.f, f1 += 1.f, f2 += 1.f, f3 += 1.f;
-            v = make_float4(v.x * f0, v.y * f1, v.z * f2, v.w * f3);
+    auto wq = [&](int i) { // elements 4i..4i+3 of w' (a weight: readable before the wait)
+        float f0 = load_w(nw, 4 * i, ndt), f1 = load_w(nw, 4 * i + 1, ndt), f2 = load_w(nw, 4 * i + 2, ndt), f3 = load_w(nw, 4 * i + 3, ndt);
+        if (addOne) f0 += 1.f, f1 += 1.f, f2 += 1.f, f3 += 1.f;
+        return make_float4(f0, f1, f2, f3);
+    };
+    float4 wv[GT_XR]; // NORM: w' of the thread's first GT_XR float4
+    if (NORM) {
+#pragma unroll
+        for (int j = 0; j < GT_XR; j++) {
+            const int i = tid + j * blockDim.x;
+            if (i < (K >> 2)) wv[j] = wq(i);
         }
+    }
+    grid_dep_wait(); // launched as a dependent: x and the outputs are the previous kernels' (nothing global read or written before)
+    auto xw = [&](int i, float4 f) { // elements 4i..4i+3 of x·w' (f: w' there)
+        float4 v = __ldg((const float4*)x + i);
+        if (NORM) v = make_float4(v.x * f.x, v.y * f.y, v.z * f.z, v.w * f.w);
         return v;
     };
     float amax = 0.f;
     double ss = 0;
     float4 xv[GT_XR]; // the thread's first GT_XR float4 of x·w', kept for the staging
-    auto scan = [&](int i) {
+    auto scan = [&](int i, float4 f) {
         if (NORM) { // the norm's sum of squares, of x itself, in float64 (as kernels/norm.cu)
             float4 r = __ldg((const float4*)x + i);
             ss += (double)r.x * r.x + (double)r.y * r.y + (double)r.z * r.z + (double)r.w * r.w;
         }
-        float4 v = xw(i);
+        float4 v = xw(i, f);
         amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
         return v;
     };
 #pragma unroll
     for (int j = 0; j < GT_XR; j++) {
         const int i = tid + j * blockDim.x;
-        if (i < (K >> 2)) xv[j] = scan(i);
+        if (i < (K >> 2)) xv[j] = scan(i, NORM ? wv[j] : make_float4(1.f, 1.f, 1.f, 1.f));
     }
-    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) scan(i);
+    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) scan(i, NORM ? wq(i) : make_float4(1.f, 1.f, 1.f, 1.f));
     amax = warp_max(amax);
     if (NORM) ss = warp_sum_d(ss);
     if (lane == 0) {
@@ -771,7 +780,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         const int i = tid + j * blockDim.x;
         if (i < (K >> 2)) stage(i, xv[j]);
     }
-    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) stage(i, xw(i));
+    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) stage(i, xw(i, NORM ? wq(i) : make_float4(1.f, 1.f, 1.f, 1.f)));
     __syncthreads(); // the table, the nested maps, x and the zeroed tile sums
     // emit: the output of row r of tile `tile` from its final sums v (times inv)
     auto emit = [&](int tile, int r, const float(&v)[NW]) {
