@@ -19,7 +19,10 @@
 //   - module.go and kernels/*.cu: CUDA C kernels embedded in the binary, compiled by NVRTC for the
 //     device's arch on first use and cached on disk (CacheDir: $FINLORA_CACHE/kernels or
 //     ~/.cache/finlora/kernels) under a hash of source, options, arch and NVRTC version; launched
-//     with cuLaunchKernel. CompileAll compiles them all with NVRTC alone (no GPU needed).
+//     with cuLaunchKernel, or (kernels.launchDependent: the decode kernels gemv4t, rope_qk_cache,
+//     attn_decode) with cuLaunchKernelEx and programmatic dependent launch, so their prologue runs
+//     under the previous kernel's tail (FINLORA_PDL=0 turns it off). CompileAll compiles them all
+//     with NVRTC alone (no GPU needed).
 //   - backend.go, memory.go, ops.go, gemm.go, attention.go, backward.go: Backend, implementing
 //     tensor.Backend and tensor.Backward. Storage: weights F32/F16/BF16, activations F32 (the
 //     tensor package's contract), float32 math; Gemm via cuBLASLt with the precision of the weight
@@ -30,8 +33,9 @@
 //     other head dims. optim.go, kernels/optim.cu: multi-tensor AdamW and gradient norm
 //     (train.DeviceOptimizer).
 //   - quantized.go, kernels/quant.cu: tensor.Quantized (NF4/FP4/LLM.int8 kept packed on the device,
-//     dequantized into a workspace matrix for cuBLASLt). Verified on an H100 (RunQuantized,
-//     TestQuantizedMatchesCPU).
+//     dequantized into a workspace matrix for cuBLASLt; read directly by the decode GEMVs at up to
+//     4 rows: gemv4t on the tensor cores at one row, fused for q/k/v and gate/up/SwiGLU).
+//     Verified on an H100 (TestQuantizedMatchesCPU, TestQuantGEMV, TestGemv4tStreamK).
 //   - profile.go: StartProfile/StopProfile, device time per kernel and matmul shape.
 //
 // Ownership: tensors are freed explicitly (Tensor.Free returns the block to the allocator's cache;

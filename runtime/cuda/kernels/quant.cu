@@ -510,19 +510,21 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 //     and lane·4 at bits 0-7, the offset of the lane's copy of the entry in a 64 KiB table of 256
 //     entries 256 bytes apart (lane l's copy in bank l: no conflicts); the load's address is that
 //     plus a constant (GT_SMEM0). The upper 128 bytes of entry s hold segment s of x as fp16
-//     (K ≤ 16384; past that x follows the table), odd segments rotated by 32 bytes so that a warp's
-//     x load (segments s and s+1) touches each bank once. The codebook is exact to 2^-12 in fp16; x is
-//     scaled by a power of two (max|x|·s < 2^14, undone at the end; the same in every block) and
-//     rounded to fp16 (2^-12 relative): both well inside the bf16 bound.
+//     (K ≤ 16384; past that x follows the tile sums), odd segments rotated by 32 bytes so that a
+//     warp's x load (segments s and s+1) touches each bank once; lanes whose B column is masked
+//     keep zero registers and do not load. The codebook is exact to 2^-12 in fp16; x is scaled by a
+//     power of two (max|x|·s < 2^14, undone at the end; the same in every block) and rounded to
+//     fp16 (2^-12 relative): both well inside the bf16 bound.
 //   - Work: block b takes tiles ⌊b·T/B⌋ .. ⌊(b+1)·T/B⌋ (T tiles, B blocks: ±1 tile, whatever the
 //     shape), and its warps split the block's units (tile-major) in contiguous ranges of equal
 //     length ±1, crossing tiles. A warp's sums of each tile it touches go to its slot in shared
 //     memory (zero where it touches none); after one barrier the block adds each tile's slots in
 //     warp order (the result does not depend on timing) and writes the outputs: no atomics, no
 //     global workspace.
-//   - Pipeline: GT_NB1 − 1 (NW = 1) or GT_NB2 − 1 units' loads in flight a warp (issued first
-//     before the block's prologue), and the blocks launched as dependents (kernels.launchDependent): they start
-//     while the previous kernel's blocks exit, and wait for it only before reading x.
+//   - Pipeline: GT_NB1 − 1 (NW = 1) or GT_NB2 − 1 units' loads in flight a warp (the first ones
+//     issued before the block's prologue), and the blocks launched as dependents
+//     (kernels.launchDependent): they start as the previous kernel's blocks exit, and wait for it
+//     (grid_dep_wait) only before reading x.
 // Grid: ≤ one block an SM; block 32·GT_WARPS1 (NW = 1) or 32·GT_WARPS2 (NW = 2) threads; dynamic
 // shared memory GT_XEXT + ⌈T/B⌉·warps·NW·64 bytes (the tile sums) (+ 2·K when K > 16384: x), no
 // static. K % 128 == 0, N·K < 2^31, block size 1 << bsh ≥ 64 dividing K, nested block size
