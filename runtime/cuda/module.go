@@ -237,11 +237,11 @@ func (k *kernels) launch(name string, grid, block dim3, shmem int, args ...any) 
 	return k.launchNow(name, grid, block, shmem, false, args...)
 }
 
-// launchDependent is launch with programmatic dependent launch (Hopper and later, where the driver
-// has cuLaunchKernelEx): the kernel's blocks may start as the previous kernel's blocks exit, so
-// its prologue (tables, weight loads) overlaps that kernel's tail. The kernel must run
-// griddepcontrol.wait (kernels/common.cuh grid_dep_wait) before it reads anything the previous
-// kernels wrote or writes anything they read.
+// launchDependent is launch with programmatic dependent launch (compute capability 9.0 and later,
+// where the driver has cuLaunchKernelEx; elsewhere a plain launch): the kernel's blocks may start
+// as the previous kernel's blocks exit, so its prologue (tables, weight loads) overlaps that
+// kernel's tail. The kernel must run griddepcontrol.wait (kernels/common.cuh grid_dep_wait) before
+// it reads anything the previous kernels wrote or writes anything they read.
 func (k *kernels) launchDependent(name string, grid, block dim3, shmem int, args ...any) error {
 	if k.wrap != nil {
 		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, true, args...) })
@@ -314,7 +314,7 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, pdl bool, 
 			k.mu.Unlock()
 		}
 	}
-	if _, ex := k.d.drv.syms["cuLaunchKernelEx"]; pdl && ex && !k.noPDL {
+	if _, ex := k.d.drv.syms["cuLaunchKernelEx"]; pdl && ex && !k.noPDL && k.d.Info.Major >= 9 { // sm_90 and later
 		// programmatic dependent launch: the kernel may start while the previous one on the
 		// stream finishes; it runs griddepcontrol.wait before it reads that kernel's results
 		attr := launchAttr{id: launchAttrProgrammaticSerialization}

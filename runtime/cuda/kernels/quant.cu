@@ -548,7 +548,7 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 // gt_lds reads the 32-bit word at byte offset off of the block's dynamic shared memory.
 __device__ __forceinline__ u32 gt_lds(u32 off) {
     u32 v;
-    asm volatile("ld.shared::cta.u32 %0, [%1+0x400];" : "=r"(v) : "r"(off));
+    asm volatile("ld.shared.u32 %0, [%1+0x400];" : "=r"(v) : "r"(off));
     return v;
 }
 
