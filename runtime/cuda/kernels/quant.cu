@@ -576,7 +576,7 @@ struct GtBuf {
 };
 
 // GtW: one 4-bit weight's device arrays, and the load cursor's rows on its current tile: codes of
-// rows A and B + (t%2)·16, the absmax block of each row's first code. id: the weight's slot.
+// rows A and B + t·16, the absmax block of each row's first code.
 struct GtW {
     const unsigned char* packed;
     const float* absmax;
@@ -584,7 +584,6 @@ struct GtW {
     const float* nabs;
     float noff;
     int nsh;
-    int id;
     const unsigned char *pA, *pB;
     int bA, bB;
 };
@@ -664,6 +663,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         w.bA = (rA * K) >> bsh;
         w.bB = (rB * K) >> bsh;
     };
+    auto wid = [&](int tile) { return NW == 2 || tile < S.tileEnd[0] ? 0 : (tile < S.tileEnd[1] ? 1 : 2); }; // a tile's weight
     auto tileRows = [&](int tile) {
         if (NW == 2) {
             int rA = min(tile * 16 + g, S.N[0] - 1), rB = min(tile * 16 + g + 8, S.N[0] - 1); // rows past N: row N-1, not written
@@ -722,6 +722,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         if (addOne) f0 += 1.f, f1 += 1.f, f2 += 1.f, f3 += 1.f;
         return make_float4(f0, f1, f2, f3);
     };
+    auto wAt = [&](int i) { return NORM ? wq(i) : make_float4(1.f, 1.f, 1.f, 1.f); }; // w' (ones without the norm)
     float4 wv[GT_XR]; // NORM: w' of the thread's first GT_XR float4
     if (NORM) {
 #pragma unroll
@@ -753,7 +754,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         const int i = tid + j * blockDim.x;
         if (i < (K >> 2)) xv[j] = scan(i, NORM ? wv[j] : make_float4(1.f, 1.f, 1.f, 1.f));
     }
-    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) scan(i, NORM ? wq(i) : make_float4(1.f, 1.f, 1.f, 1.f));
+    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) scan(i, wAt(i));
     amax = warp_max(amax);
     if (NORM) ss = warp_sum_d(ss);
     if (lane == 0) {
@@ -782,7 +783,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
         const int i = tid + j * blockDim.x;
         if (i < (K >> 2)) stage(i, xv[j]);
     }
-    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) stage(i, xw(i, NORM ? wq(i) : make_float4(1.f, 1.f, 1.f, 1.f)));
+    for (int i = tid + GT_XR * blockDim.x; i < (K >> 2); i += blockDim.x) stage(i, xw(i, wAt(i)));
     __syncthreads(); // the table, the nested maps, x and the zeroed tile sums
     // emit: the output of row r of tile `tile` from its final sums v (times inv)
     auto emit = [&](int tile, int r, const float(&v)[NW]) {
@@ -790,7 +791,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
             int n = tile * 16 + r;
             if (n < S.N[0]) S.out[0][n] = v[0] / (1.f + expf(-v[0])) * v[NW - 1]; // silu(gate)·up, as kernels/elementwise.cu swiglu
         } else {
-            int i = tile < S.tileEnd[0] ? 0 : (tile < S.tileEnd[1] ? 1 : 2);
+            const int i = wid(tile);
             int t0 = i == 0 ? 0 : (i == 1 ? S.tileEnd[0] : S.tileEnd[1]), nN = i == 0 ? S.N[0] : (i == 1 ? S.N[1] : S.N[2]);
             float* o = i == 0 ? S.out[0] : (i == 1 ? S.out[1] : S.out[2]);
             int n = (tile - t0) * 16 + r;
@@ -804,7 +805,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     int cid = 0;                                             // the compute cursor's weight (NW = 1) and its nested offset
     float cnoff = 0.f;
     auto setCid = [&]() {
-        cid = NW == 2 || ct < S.tileEnd[0] ? 0 : (ct < S.tileEnd[1] ? 1 : 2);
+        cid = wid(ct);
         cnoff = cid == 0 ? S.w[0].noff : (cid == 1 ? S.w[1].noff : S.w[2].noff);
     };
     setCid();
@@ -897,7 +898,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
 // GT_W(i): weight i's kernel parameters.
 #define GT_W(i) float *out##i, int N##i, const unsigned char *packed##i, const float *absmax##i, const unsigned char *codes##i, \
                 const float *nabs##i, const float *nmap##i, float noff##i, int nsh##i
-#define GT_SET(i) S.w[i] = GtW{packed##i, absmax##i, codes##i, nabs##i, noff##i, nsh##i, i}; S.out[i] = out##i; \
+#define GT_SET(i) S.w[i] = GtW{packed##i, absmax##i, codes##i, nabs##i, noff##i, nsh##i}; S.out[i] = out##i; \
                   S.nmap[i] = nmap##i; S.N[i] = N##i;
 #define GT_COMMON const float *x, int K, float alpha, float beta, const float *codebook, int bsh, const void *nw, int ndt, float eps, \
                   int addOne
