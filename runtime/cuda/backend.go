@@ -158,7 +158,8 @@ func Open(index int) (*Backend, error) {
 	b.ScalarConvert = os.Getenv("FINLORA_CONVERT") == "scalar"
 	b.FuseConvert = os.Getenv("FINLORA_FUSE_CONVERT") != "0"
 	b.VecElementwise = os.Getenv("FINLORA_VEC_ELEMWISE") == "1"
-	b.k.noPDL = os.Getenv("FINLORA_PDL") == "0"
+	_, ex := d.drv.syms["cuLaunchKernelEx"]
+	b.k.pdl = ex && d.Info.Major >= 9 && os.Getenv("FINLORA_PDL") != "0"
 	b.k.wrap = b.profiled
 	backends[index] = b
 	return b, nil
@@ -278,12 +279,21 @@ func grid1(n int) (dim3, dim3) {
 
 // launch1 launches an elementwise kernel over n elements (nothing for n = 0).
 func (b *Backend) launch1(name string, n int, args ...any) error {
+	return b.launch1With(b.k.launch, name, n, args...)
+}
+
+// launch1Dependent is launch1 as a dependent launch (kernels.launchDependent).
+func (b *Backend) launch1Dependent(name string, n int, args ...any) error {
+	return b.launch1With(b.k.launchDependent, name, n, args...)
+}
+
+func (b *Backend) launch1With(launch func(string, dim3, dim3, int, ...any) error, name string, n int, args ...any) error {
 	if n == 0 {
 		b.dev.nextWrites = nil // nothing launched: a declared write range must not leak to the next launch
 		return nil
 	}
 	g, t := grid1(n)
-	return b.k.launch(name, g, t, 0, args...)
+	return launch(name, g, t, 0, args...)
 }
 
 // clearFlag zeroes the bad-index flag before a validating kernel; readFlag waits for the stream

@@ -119,8 +119,9 @@ type kernels struct {
 	dynShared map[uintptr]int
 	// CompileLog records, per file, whether it was compiled or read from the cache, and the time.
 	CompileLog []string
-	// noPDL makes launchDependent launch plainly (FINLORA_PDL=0 at Open; for comparisons).
-	noPDL bool
+	// pdl: launchDependent uses programmatic dependent launch (set at Open: the driver has
+	// cuLaunchKernelEx, compute capability 9.0 or later, and not FINLORA_PDL=0).
+	pdl bool
 }
 
 // function returns the CUfunction of kernel name, compiling or loading its file first if needed.
@@ -231,10 +232,7 @@ type dim3 struct{ x, y, z int }
 // uintptr (device pointers), int32/int (int), int64, float32; each is passed by address as
 // cuLaunchKernel wants. The caller has entered the context.
 func (k *kernels) launch(name string, grid, block dim3, shmem int, args ...any) error {
-	if k.wrap != nil {
-		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, false, args...) })
-	}
-	return k.launchNow(name, grid, block, shmem, false, args...)
+	return k.launchAs(false, name, grid, block, shmem, args...)
 }
 
 // launchDependent is launch with programmatic dependent launch (compute capability 9.0 and later,
@@ -243,10 +241,15 @@ func (k *kernels) launch(name string, grid, block dim3, shmem int, args ...any) 
 // kernel's tail. The kernel must run griddepcontrol.wait (kernels/common.cuh grid_dep_wait) before
 // it reads anything the previous kernels wrote or writes anything they read.
 func (k *kernels) launchDependent(name string, grid, block dim3, shmem int, args ...any) error {
+	return k.launchAs(k.pdl, name, grid, block, shmem, args...)
+}
+
+// launchAs launches through the profiler's wrapper when one is set, as a dependent launch or not.
+func (k *kernels) launchAs(pdl bool, name string, grid, block dim3, shmem int, args ...any) error {
 	if k.wrap != nil {
-		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, true, args...) })
+		return k.wrap(name, func() error { return k.launchNow(name, grid, block, shmem, pdl, args...) })
 	}
-	return k.launchNow(name, grid, block, shmem, true, args...)
+	return k.launchNow(name, grid, block, shmem, pdl, args...)
 }
 
 func (k *kernels) launchNow(name string, grid, block dim3, shmem int, pdl bool, args ...any) error {
@@ -314,7 +317,7 @@ func (k *kernels) launchNow(name string, grid, block dim3, shmem int, pdl bool, 
 			k.mu.Unlock()
 		}
 	}
-	if _, ex := k.d.drv.syms["cuLaunchKernelEx"]; pdl && ex && !k.noPDL && k.d.Info.Major >= 9 { // sm_90 and later
+	if pdl {
 		// programmatic dependent launch: the kernel may start while the previous one on the
 		// stream finishes; it runs griddepcontrol.wait before it reads that kernel's results
 		attr := launchAttr{id: launchAttrProgrammaticSerialization}

@@ -46,8 +46,8 @@ func (b *Backend) RopeQKCache(q, k, v, pos, cos, sin, ck, cv *tensor.Tensor, sta
 	rows, P := B*T, cos.Dim(0)
 	n := rows * (hq + hkv) * d / 2
 	launch := func() error {
-		g, th := grid1(n) // a dependent launch: the kernel waits for the previous ones before reading
-		return b.k.launchDependent("rope_qk_cache", g, th, 0, qp, kp, vp, ckp, cvp, pp, cp, sp, b.flag.Ptr,
+		// a dependent launch: the kernel waits for the previous ones before reading
+		return b.launch1Dependent("rope_qk_cache", n, qp, kp, vp, ckp, cvp, pp, cp, sp, b.flag.Ptr,
 			int64(rows), T, hq, hkv, d, P, int64(ck.Dim(1)), int64(start))
 	}
 	// The kernel writes q, k, ck and cv only: when none of them overlaps the positions' block, a
