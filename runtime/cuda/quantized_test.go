@@ -256,14 +256,7 @@ func TestQuantSwiGLU(t *testing.T) {
 					og, _ := pp.zeros(1, 300)
 					var spec *tensor.RMSNormSpec
 					if normed {
-						nwg, nwc := pp.rand(tensor.BF16, 1, k)
-						spec = &tensor.RMSNormSpec{W: nwg, Eps: 1e-5}
-						xn, _ := p.c.Alloc(tensor.F32, 1, k)
-						defer xn.Free()
-						if err := p.c.RMSNorm(xn, xc, nwc, 1e-5, false); err != nil {
-							t.Fatal(err)
-						}
-						xc = xn
+						spec, xc = pp.normed(xc, tensor.BF16, 1e-5, false)
 					}
 					be.StartProfile()
 					ok, err := be.QuantSwiGLU(og, xg, wg[0], wg[1], spec)
@@ -371,14 +364,7 @@ func TestQuantSharedX(t *testing.T) {
 					xg, xc := pp.rand(tensor.F32, 1, 1, k)
 					var spec *tensor.RMSNormSpec
 					if normed { // input_layernorm folded in: against RMSNorm then the products on the CPU
-						nwg, nwc := pp.rand(tensor.F32, 1, k)
-						spec = &tensor.RMSNormSpec{W: nwg, Eps: 1e-6, AddOne: true}
-						xn, _ := p.c.Alloc(tensor.F32, 1, k)
-						defer xn.Free()
-						if err := p.c.RMSNorm(xn, xc, nwc, 1e-6, true); err != nil {
-							t.Fatal(err)
-						}
-						xc = xn
+						spec, xc = pp.normed(xc, tensor.F32, 1e-6, true)
 					}
 					be.StartProfile()
 					ok, err := be.QuantMatMulSharedX(og, xg, wg, spec)
@@ -641,4 +627,22 @@ func TestGemv4tConstants(t *testing.T) {
 	if got := gemv4tShared(4096, 1, 1, 1); got != 65536+4096+64 {
 		t.Errorf("gemv4tShared(4096, 1, 1, 1) = %d; want GT_XEXT + 64 = %d", got, 65536+4096+64)
 	}
+}
+
+// normed draws a random RMSNorm weight of dtype dt for the row x of the CPU side (shape [1, K]):
+// the norm's spec for the GPU's fused kernels (weight on the GPU) and RMSNorm(x) computed on the
+// CPU, the reference's input. The tensors are freed with p.
+func (p *pair) normed(xc *tensor.Tensor, dt tensor.DType, eps float32, addOne bool) (*tensor.RMSNormSpec, *tensor.Tensor) {
+	p.t.Helper()
+	k := xc.Dim(xc.Rank() - 1)
+	nwg, nwc := p.rand(dt, 1, k)
+	xn, err := p.c.Alloc(tensor.F32, 1, k)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.tensor = append(p.tensor, xn)
+	if err := p.c.RMSNorm(xn, xc, nwc, eps, addOne); err != nil {
+		p.t.Fatal(err)
+	}
+	return &tensor.RMSNormSpec{W: nwg, Eps: eps, AddOne: addOne}, xn
 }
