@@ -96,6 +96,18 @@ __device__ __forceinline__ double block_sum_d(double v, double* scratch) {
     return warp_sum_d(v);
 }
 
+// silu_mul is silu(g)·u = g·sigmoid(g)·u, SwiGLU's forward for one element (the swiglu kernels of
+// elementwise.cu, gemv4t_swiglu's epilogue): one expression, so the same bits everywhere.
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
+
+// swiglu_grad: dgate and dup of one element of SwiGLU's backward, s = sigmoid(g):
+// dg = y·u·s·(1 + g·(1−s)), du = y·g·s.
+__device__ __forceinline__ void swiglu_grad(float y, float g, float u, float& dg, float& du) {
+    float s = 1.f / (1.f + expf(-g));
+    dg = y * u * s * (1.f + g * (1.f - s));
+    du = y * g * s;
+}
+
 // grid_dep_wait waits, in a kernel launched with programmatic dependent launch (kernels.launchDependent),
 // until the kernels before it on the stream have finished and their writes are visible; elsewhere
 // (or before sm_90) it does nothing. grid_dep_launch lets the next such kernel start its blocks as

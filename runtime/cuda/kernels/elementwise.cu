@@ -44,20 +44,17 @@ extern "C" __global__ void scale(float* out, const float* x, float s, i64 n) {
 
 // swiglu: out = silu(gate)·up, silu(g) = g·sigmoid(g).
 extern "C" __global__ void swiglu(float* out, const float* gate, const float* up, i64 n) {
-    FOR_EACH(i, n) {
-        float g = gate[i];
-        out[i] = g / (1.f + expf(-g)) * up[i];
-    }
+    FOR_EACH(i, n) out[i] = silu_mul(gate[i], up[i]);
 }
 
 // swiglu_bwd: s = sigmoid(g); dgate = dy·up·s·(1 + g·(1−s)); dup = dy·g·s. dgate may alias gate,
 // dup may alias up (each element is read before it is written).
 extern "C" __global__ void swiglu_bwd(float* dgate, float* dup, const float* dy, const float* gate, const float* up, i64 n) {
     FOR_EACH(i, n) {
-        float g = gate[i], u = up[i], y = dy[i];
-        float s = 1.f / (1.f + expf(-g));
-        dgate[i] = y * u * s * (1.f + g * (1.f - s));
-        dup[i] = y * g * s;
+        float a, b;
+        swiglu_grad(dy[i], gate[i], up[i], a, b);
+        dgate[i] = a;
+        dup[i] = b;
     }
 }
 
@@ -66,8 +63,7 @@ extern "C" __global__ void swiglu_bwd(float* dgate, float* dup, const float* dy,
 // float32 outputs are the same bits as the plain kernels'.
 extern "C" __global__ void swiglu_b(float* out, u16* ob, const float* gate, const float* up, i64 n) {
     FOR_EACH(i, n) {
-        float g = gate[i];
-        float o = g / (1.f + expf(-g)) * up[i];
+        float o = silu_mul(gate[i], up[i]);
         out[i] = o;
         ob[i] = f32_to_bf16(o);
     }
@@ -75,9 +71,8 @@ extern "C" __global__ void swiglu_b(float* out, u16* ob, const float* gate, cons
 
 extern "C" __global__ void swiglu_bwd_b(float* dgate, float* dup, u16* dgb, u16* dub, const float* dy, const float* gate, const float* up, i64 n) {
     FOR_EACH(i, n) {
-        float g = gate[i], u = up[i], y = dy[i];
-        float s = 1.f / (1.f + expf(-g));
-        float a = y * u * s * (1.f + g * (1.f - s)), b = y * g * s;
+        float a, b;
+        swiglu_grad(dy[i], gate[i], up[i], a, b);
         dgate[i] = a;
         dup[i] = b;
         dgb[i] = f32_to_bf16(a);
@@ -156,8 +151,6 @@ extern "C" __global__ void add_v(float* out, const float* a, const float* b, flo
         for (i64 i = groups << 2; i < n; i++) out[i] = a[i] + alpha * b[i];
 }
 
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
-
 extern "C" __global__ void swiglu_bv(float* out, u16* ob, const float* gate, const float* up, i64 n) {
     i64 groups = n >> 2;
     FOR_EACH(q, groups) {
@@ -172,13 +165,6 @@ extern "C" __global__ void swiglu_bv(float* out, u16* ob, const float* gate, con
             out[i] = o;
             ob[i] = f32_to_bf16(o);
         }
-}
-
-// swiglu_grad: dgate and dup of one element (swiglu_bwd's arithmetic).
-__device__ __forceinline__ void swiglu_grad(float y, float g, float u, float& dg, float& du) {
-    float s = 1.f / (1.f + expf(-g));
-    dg = y * u * s * (1.f + g * (1.f - s));
-    du = y * g * s;
 }
 
 extern "C" __global__ void swiglu_bwd_bv(float* dgate, float* dup, u16* dgb, u16* dub, const float* dy, const float* gate, const float* up, i64 n) {

@@ -789,7 +789,7 @@ __device__ __forceinline__ void gemv4t_run(const GtSet& S, const float* x, int K
     auto emit = [&](int tile, int r, const float(&v)[NW]) {
         if (NW == 2) {
             int n = tile * 16 + r;
-            if (n < S.N[0]) S.out[0][n] = v[0] / (1.f + expf(-v[0])) * v[NW - 1]; // silu(gate)·up, as kernels/elementwise.cu swiglu
+            if (n < S.N[0]) S.out[0][n] = silu_mul(v[0], v[NW - 1]); // silu(gate)·up, as kernels/elementwise.cu swiglu
         } else {
             const int i = wid(tile);
             int t0 = i == 0 ? 0 : (i == 1 ? S.tileEnd[0] : S.tileEnd[1]), nN = i == 0 ? S.N[0] : (i == 1 ? S.N[1] : S.N[2]);
