@@ -10,6 +10,23 @@ __device__ __forceinline__ void rope_pair(float a, float b, float c, float s, fl
     *rb = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
 }
 
+// rope_at locates pair idx of a [rows, H, D/2] grid of rotated pairs: its row, head h and pair i,
+// and the row position's c = cos[pos[row], i], s = sin[...]. A position outside [0, P) sets
+// *bad = 1 and returns false (the pair is left as it is).
+__device__ __forceinline__ bool rope_at(i64 idx, int H, int half, const int* pos, const float* cosT, const float* sinT, int P,
+                                        int* bad, i64& row, int& h, int& i, float& c, float& s) {
+    row = idx / (H * half);
+    int rem = (int)(idx % (H * half));
+    h = rem / half, i = rem % half;
+    int p = pos[row];
+    if (p < 0 || p >= P) {
+        *bad = 1;
+        return false;
+    }
+    c = cosT[(i64)p * half + i], s = sinT[(i64)p * half + i];
+    return true;
+}
+
 // rope rotates x [rows = B·T, H, D] in place: for i < D/2 with c = cos[pos[row], i], s = sin[...],
 // x'[i] = x[i]·c − x[i+D/2]·s, x'[i+D/2] = x[i+D/2]·c + x[i]·s. A position outside [0, P) sets
 // *bad = 1 and leaves the row unchanged.
@@ -17,15 +34,10 @@ extern "C" __global__ void rope(float* x, const int* pos, const float* cosT, con
     int half = D / 2;
     i64 n = rows * H * half;
     FOR_EACH(idx, n) {
-        i64 row = idx / (H * half);
-        int rem = (int)(idx % (H * half));
-        int h = rem / half, i = rem % half;
-        int p = pos[row];
-        if (p < 0 || p >= P) {
-            *bad = 1;
-            continue;
-        }
-        float c = cosT[(i64)p * half + i], s = sinT[(i64)p * half + i];
+        i64 row;
+        int h, i;
+        float c, s;
+        if (!rope_at(idx, H, half, pos, cosT, sinT, P, bad, row, h, i, c, s)) continue;
         float* v = x + (row * H + h) * D;
         rope_pair(v[i], v[i + half], c, s, &v[i], &v[i + half]);
     }
@@ -45,15 +57,10 @@ extern "C" __global__ void rope_qk_cache(float* q, float* k, const float* v, flo
     int H = Hq + Hkv;
     i64 n = rows * H * half;
     FOR_EACH(idx, n) {
-        i64 row = idx / (H * half);
-        int rem = (int)(idx % (H * half));
-        int h = rem / half, i = rem % half;
-        int p = pos[row];
-        if (p < 0 || p >= P) {
-            *bad = 1;
-            continue;
-        }
-        float c = cosT[(i64)p * half + i], s = sinT[(i64)p * half + i];
+        i64 row;
+        int h, i;
+        float c, s;
+        if (!rope_at(idx, H, half, pos, cosT, sinT, P, bad, row, h, i, c, s)) continue;
         if (h < Hq) {
             float* x = q + (row * Hq + h) * D;
             rope_pair(x[i], x[i + half], c, s, &x[i], &x[i + half]);
