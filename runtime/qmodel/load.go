@@ -101,6 +101,21 @@ func (o Options) config() (quant.Config, tensor.DType, error) {
 	return c, dt, nil
 }
 
+// resolve is config plus the backend to load onto: opts.Backend, else tensor.Default().
+func (o Options) resolve() (quant.Config, tensor.DType, tensor.Backend, error) {
+	c, dt, err := o.config()
+	if err != nil {
+		return c, dt, nil, err
+	}
+	b := o.Backend
+	if b == nil {
+		if b, err = tensor.Default(); err != nil {
+			return c, dt, nil, err
+		}
+	}
+	return c, dt, b, nil
+}
+
 // Load reads a Hugging Face model directory (config.json + safetensors): a float checkpoint, or a
 // transformers/bitsandbytes one (4-bit or int8, detected from config.json's quantization_config
 // and the tensors). With a quantized precision, the linear layers of the decoder are quantized on
@@ -138,15 +153,9 @@ func Load(ctx context.Context, dir string, opts Options) (*model.Model, error) {
 // FromSource builds the model of cfg from src (see Load for what src may hold and what opts do).
 // Weights are copied to the backend, so src may be closed afterwards.
 func FromSource(ctx context.Context, cfg *model.Config, src st.Source, opts Options) (*model.Model, error) {
-	qc, dt, err := opts.config()
+	qc, dt, b, err := opts.resolve()
 	if err != nil {
 		return nil, err
-	}
-	b := opts.Backend
-	if b == nil {
-		if b, err = tensor.Default(); err != nil {
-			return nil, err
-		}
 	}
 	stored := storedFormat(src)
 	lo := model.LoadOptions{Backend: b, DType: dt}
@@ -199,15 +208,9 @@ func LoadGGUF(ctx context.Context, path string, opts Options) (*model.Model, err
 // model.LoadGemma3GGUF (weights of opts.DType or the precision's dtype). Embeddings, norms and the
 // tied LM head stay dense. The caller frees the model.
 func LoadGemma3GGUF(ctx context.Context, path string, opts Options) (*model.Gemma3, error) {
-	qc, dt, err := opts.config()
+	qc, dt, b, err := opts.resolve()
 	if err != nil {
 		return nil, err
-	}
-	b := opts.Backend
-	if b == nil {
-		if b, err = tensor.Default(); err != nil {
-			return nil, err
-		}
 	}
 	lo := model.LoadOptions{Backend: b, DType: dt}
 	if qc.Format == "" {
