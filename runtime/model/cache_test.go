@@ -45,13 +45,7 @@ func TestCacheMatchesFullRecompute(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Free()
-			var got []float32
-			for _, span := range [][2]int{{0, 10}, {10, 13}} {
-				got = append(got, hostLogits(t, m, Input{IDs: ids[span[0]:span[1]], B: 1}, c)...)
-			}
-			for i := 13; i < len(ids); i++ {
-				got = append(got, hostLogits(t, m, Input{IDs: ids[i : i+1], B: 1}, c)...)
-			}
+			got := decodeThrough(t, m, ids, c)
 			if c.Len != len(ids) {
 				t.Errorf("cache length %d, want %d", c.Len, len(ids))
 			}

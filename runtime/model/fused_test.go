@@ -177,8 +177,7 @@ type nopAdapter struct{}
 
 func (nopAdapter) Forward(tensor.Backend, *tensor.Tensor, *tensor.Tensor) error { return nil }
 
-// decodeLogits runs a prefill of 10 tokens, a chunk of 3 and the rest token by token through a
-// cache, returning every position's logits.
+// decodeLogits runs decodeThrough on a cache of len(ids) positions.
 func decodeLogits(t *testing.T, m *Model, ids []int32) []float32 {
 	t.Helper()
 	c, err := m.NewCache(1, len(ids))
@@ -186,6 +185,13 @@ func decodeLogits(t *testing.T, m *Model, ids []int32) []float32 {
 		t.Fatal(err)
 	}
 	defer c.Free()
+	return decodeThrough(t, m, ids, c)
+}
+
+// decodeThrough runs a prefill of 10 tokens, a chunk of 3 and the rest token by token through the
+// cache c, returning every position's logits.
+func decodeThrough(t *testing.T, m *Model, ids []int32, c *Cache) []float32 {
+	t.Helper()
 	var got []float32
 	for _, span := range [][2]int{{0, 10}, {10, 13}} {
 		got = append(got, hostLogits(t, m, Input{IDs: ids[span[0]:span[1]], B: 1}, c)...)
