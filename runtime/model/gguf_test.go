@@ -2,12 +2,13 @@ package model
 
 import (
 	"context"
-	"github.com/finlora/finlora/runtime/modeltest"
 	"math"
 	"reflect"
 	"testing"
 
+	"github.com/finlora/finlora/runtime/modeltest"
 	"github.com/finlora/finlora/runtime/tensor"
+	"github.com/finlora/finlora/runtime/tensor/tensortest"
 	"github.com/finlora/finlora/runtime/tokenizer"
 )
 
@@ -40,16 +41,7 @@ func meanNLL(t *testing.T, b tensor.Backend, logits *tensor.Tensor, ids []int32)
 	V := logits.Dim(2)
 	var sum float64
 	for i := 0; i+1 < len(ids); i++ {
-		row := v[i*V : (i+1)*V]
-		mx := math.Inf(-1)
-		for _, x := range row {
-			mx = math.Max(mx, float64(x))
-		}
-		var z float64
-		for _, x := range row {
-			z += math.Exp(float64(x) - mx)
-		}
-		sum += mx + math.Log(z) - float64(row[ids[i+1]])
+		sum += tensortest.NLL(v[i*V:(i+1)*V], int(ids[i+1]))
 	}
 	return sum / float64(len(ids)-1)
 }

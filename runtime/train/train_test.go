@@ -13,6 +13,7 @@ import (
 	"github.com/finlora/finlora/runtime/model"
 	"github.com/finlora/finlora/runtime/tensor"
 	"github.com/finlora/finlora/runtime/tensor/cpu"
+	"github.com/finlora/finlora/runtime/tensor/tensortest"
 )
 
 func TestAdamWMatchesFormula(t *testing.T) {
@@ -434,16 +435,7 @@ func modelForwardLoss(t *testing.T, forward func(context.Context, model.Input, *
 			if l == IgnoreIndex {
 				continue
 			}
-			row := v[pos*vocab : (pos+1)*vocab]
-			mx := math.Inf(-1)
-			for _, x := range row {
-				mx = math.Max(mx, float64(x))
-			}
-			var z float64
-			for _, x := range row {
-				z += math.Exp(float64(x) - mx)
-			}
-			sum += mx + math.Log(z) - float64(row[l])
+			sum += tensortest.NLL(v[pos*vocab:(pos+1)*vocab], int(l))
 			count++
 		}
 	}

@@ -137,3 +137,17 @@ func Run(t *testing.T, b tensor.Backend) {
 	t.Run("slice", func(t *testing.T) { testSlice(t, b) })
 	t.Run("errors", func(t *testing.T) { testErrors(t, b) })
 }
+
+// NLL is the negative log-likelihood −log softmax(row)[label] of one row of logits, in float64 with
+// the row's max subtracted before the exponentials: the host reference of a cross-entropy term.
+func NLL(row []float32, label int) float64 {
+	mx := math.Inf(-1)
+	for _, x := range row {
+		mx = math.Max(mx, float64(x))
+	}
+	var z float64
+	for _, x := range row {
+		z += math.Exp(float64(x) - mx)
+	}
+	return mx + math.Log(z) - float64(row[label])
+}
